@@ -12,14 +12,17 @@ from qrnn.tasks.base import TASKS, GeneratedTask, Splits, Task, get_task
 from qrnn.tasks.copying import CopyingTask
 from qrnn.tasks.digits import DigitsTask
 from qrnn.tasks.images import ImageSequenceTask
+from qrnn.tasks.mnist import FashionMNISTTask, MNISTTask
 
 __all__ = [
     "TASKS",
     "AddingTask",
     "CopyingTask",
     "DigitsTask",
+    "FashionMNISTTask",
     "GeneratedTask",
     "ImageSequenceTask",
+    "MNISTTask",
     "Splits",
     "Task",
     "get_task",
