@@ -38,7 +38,9 @@ def _report(plugin: str, error: BaseException) -> None:
 
 def _entry_point_modules():
     allowed = os.environ.get("QRNN_LOAD_PLUGINS")
-    allowed_names = None if allowed is None else {n.strip() for n in allowed.split(",") if n.strip()}
+    allowed_names = (
+        None if allowed is None else {n.strip() for n in allowed.split(",") if n.strip()}
+    )
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         if allowed_names is not None and ep.name not in allowed_names:
             continue

@@ -59,7 +59,9 @@ class BackendRegistry:
             available = ", ".join(sorted(self.classes)) or "(none)"
             hint = ""
             if self.broken:
-                hint = " Broken plugins: " + "; ".join(f"{b.plugin}: {b.error}" for b in self.broken)
+                hint = " Broken plugins: " + "; ".join(
+                    f"{b.plugin}: {b.error}" for b in self.broken
+                )
             raise UnknownBackendError(
                 f"unknown backend {name!r}; available: {available}. Is the plugin that provides "
                 f"it installed (pip install qrnn-<name>)?{hint}"

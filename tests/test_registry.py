@@ -151,10 +151,12 @@ def test_registering_a_non_backend_is_reported(temporary_plugin):
 
 def test_backend_class_contract_checked_at_definition():
     with pytest.raises(TypeError, match="must set 'name'"):
+
         class NoName(NumpyStatevectorBackend):
             name = "NoDots"
 
     with pytest.raises(TypeError, match="must set 'capabilities'"):
+
         class NoCaps(qrnn.Backend):
             name = "test.nocaps"
             capabilities = None

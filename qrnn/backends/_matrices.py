@@ -38,9 +38,7 @@ FIXED = {
     "t": np.diag([1, np.exp(1j * np.pi / 4)]).astype(np.complex128),
     "cx": np.kron(_P0, I2) + np.kron(_P1, PAULI["X"]),
     "cz": np.kron(_P0, I2) + np.kron(_P1, PAULI["Z"]),
-    "swap": np.array(
-        [[1, 0, 0, 0], [0, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 1]], dtype=np.complex128
-    ),
+    "swap": np.array([[1, 0, 0, 0], [0, 0, 1, 0], [0, 1, 0, 0], [0, 0, 0, 1]], dtype=np.complex128),
 }
 
 #: Gates both statevector backends implement.

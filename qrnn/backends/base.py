@@ -103,8 +103,9 @@ class Backend(abc.ABC):
         caps = self.capabilities
         unsupported = sorted(cell.circuit.gate_names - caps.gates)
         if unsupported:
+            names = ", ".join(map(repr, unsupported))
             raise UnsupportedGateError(
-                f"backend {self.name!r} does not support gate(s) {', '.join(map(repr, unsupported))} "
+                f"backend {self.name!r} does not support gate(s) {names} "
                 f"(supported: {', '.join(sorted(caps.gates))})"
             )
         if caps.max_qubits is not None and cell.n_qubits > caps.max_qubits:

@@ -11,10 +11,10 @@ import string
 import numpy as np
 import torch
 
-from qrnn.hookspecs import hookimpl
 from qrnn.backends import _matrices
 from qrnn.backends.base import Backend, Program
 from qrnn.backends.capabilities import Capabilities
+from qrnn.hookspecs import hookimpl
 from qrnn.ir import Cell, Gate, PauliTerm
 
 _LETTERS = string.ascii_letters  # einsum subscripts: enough for 26 qubits + 26 gate axes
@@ -29,10 +29,12 @@ def apply_matrix(psi: np.ndarray, matrix: np.ndarray, wires: tuple[int, ...]) ->
     new_axes = list(_LETTERS[n : n + k])
     gate_tensor = matrix.reshape((2,) * (2 * k))  # (out_1..out_k, in_1..in_k)
     out_axes = state_axes.copy()
-    for wire, new in zip(wires, new_axes):
+    for wire, new in zip(wires, new_axes, strict=True):
         out_axes[wire] = new
     gate_subscripts = "".join(new_axes) + "".join(state_axes[w] for w in wires)
-    return np.einsum(f"{gate_subscripts},{''.join(state_axes)}->{''.join(out_axes)}", gate_tensor, psi)
+    return np.einsum(
+        f"{gate_subscripts},{''.join(state_axes)}->{''.join(out_axes)}", gate_tensor, psi
+    )
 
 
 def gate_matrix(gate: Gate, thetas: np.ndarray) -> np.ndarray:
@@ -46,7 +48,7 @@ def gate_matrix(gate: Gate, thetas: np.ndarray) -> np.ndarray:
 def expectation(psi: np.ndarray, term: PauliTerm) -> float:
     """⟨ψ|P|ψ⟩ for one state tensor and one Pauli term."""
     p_psi = psi
-    for letter, wire in zip(term.paulis, term.wires):
+    for letter, wire in zip(term.paulis, term.wires, strict=True):
         p_psi = apply_matrix(p_psi, _matrices.PAULI[letter], (wire,))
     return float(np.vdot(psi, p_psi).real)
 

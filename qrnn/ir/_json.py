@@ -15,8 +15,7 @@ def read_object(data, path: str, required: set[str], optional: frozenset[str] = 
     unknown = data.keys() - required - optional
     if unknown:
         raise IRError(
-            f"{path} has unknown key(s) {sorted(unknown)} "
-            f"(expected {sorted(required | optional)})"
+            f"{path} has unknown key(s) {sorted(unknown)} (expected {sorted(required | optional)})"
         )
     return data
 

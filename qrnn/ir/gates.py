@@ -84,9 +84,7 @@ class Gate:
     def _check_wires(self, _attribute, wires) -> None:
         spec = GATE_SPECS[self.name]
         if len(wires) != spec.n_wires:
-            raise IRError(
-                f"gate {self.name!r} acts on {spec.n_wires} wire(s), got wires={wires!r}"
-            )
+            raise IRError(f"gate {self.name!r} acts on {spec.n_wires} wire(s), got wires={wires!r}")
         for wire in wires:
             if not _is_int(wire) or wire < 0:
                 raise IRError(f"'wires' must be non-negative ints (got {wires!r})")

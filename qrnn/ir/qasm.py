@@ -35,7 +35,10 @@ def to_qasm3(circuit: Circuit, thetas: Sequence[float] | None = None) -> str:
     if not all(math.isfinite(v) for v in values):
         raise IRError(f"'thetas' must be finite (got {values})")
     lines = ["OPENQASM 3.0;", 'include "stdgates.inc";']
-    lines += [_EXTRA_GATE_DEFINITIONS[n] for n in sorted(circuit.gate_names & _EXTRA_GATE_DEFINITIONS.keys())]
+    lines += [
+        _EXTRA_GATE_DEFINITIONS[n]
+        for n in sorted(circuit.gate_names & _EXTRA_GATE_DEFINITIONS.keys())
+    ]
     lines.append(f"qubit[{circuit.n_qubits}] q;")
     for gate in circuit.gates:
         wires = ", ".join(f"q[{w}]" for w in gate.wires)

@@ -47,7 +47,7 @@ class PauliTerm:
 
     def label(self) -> str:
         """Readable name such as ``Z0`` or ``X1Y2``."""
-        return "".join(f"{p}{w}" for p, w in zip(self.paulis, self.wires))
+        return "".join(f"{p}{w}" for p, w in zip(self.paulis, self.wires, strict=True))
 
     def to_dict(self) -> dict:
         return {"paulis": self.paulis, "wires": list(self.wires)}

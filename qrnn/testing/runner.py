@@ -17,7 +17,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--backend", required=True, help="registered backend name")
     parser.add_argument(
-        "--option", action="append", default=[], metavar="KEY=VALUE",
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="backend option, repeatable (VALUE parsed as JSON when possible)",
     )
     args, extra = parser.parse_known_args(argv)

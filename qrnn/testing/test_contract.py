@@ -23,8 +23,10 @@ def test_prepare_rejects_unsupported_gates(backend):
     unsupported = sorted(set(GATE_SPECS) - backend.capabilities.gates)
     if not unsupported:
         # Supports every IR gate: then it must accept a cell that uses all of them.
-        gates = [Gate(n, tuple(range(s.n_wires)), slot=0 if s.parametrized else None)
-                 for n, s in GATE_SPECS.items()]
+        gates = [
+            Gate(n, tuple(range(s.n_wires)), slot=0 if s.parametrized else None)
+            for n, s in GATE_SPECS.items()
+        ]
         program = backend.prepare(Cell(Circuit(2, gates), Readouts.z(2)))
         assert program.cell.circuit.gate_names == set(GATE_SPECS)
         return

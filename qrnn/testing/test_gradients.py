@@ -17,8 +17,9 @@ def test_gradient_matches_finite_differences(backend, tol, n_qubits):
     cell = random_cell(n_qubits, seed=11 + n_qubits, gates=backend.capabilities.gates)
     program = backend.prepare(cell)
     thetas = random_thetas(cell, batch_size=2, n_steps=3, seed=5)  # (T, B, P)
-    weights = torch.randn(3, 2, cell.n_readouts, generator=torch.Generator().manual_seed(0),
-                          dtype=torch.float64)
+    weights = torch.randn(
+        3, 2, cell.n_readouts, generator=torch.Generator().manual_seed(0), dtype=torch.float64
+    )
 
     def loss(angles: torch.Tensor) -> torch.Tensor:
         # Readouts of later steps depend on earlier θ through the carried state, so this checks

@@ -22,12 +22,19 @@ def _close(actual, expected, tol):
 
 @pytest.mark.parametrize(
     ("n_qubits", "batch_size", "readouts"),
-    [(1, 1, "mixed"), (2, 3, "mixed"), (3, 2, "xyz"), (5, 4, "mixed"), (7, 2, "z+zz"),
-     (10, 2, "mixed")],
+    [
+        (1, 1, "mixed"),
+        (2, 3, "mixed"),
+        (3, 2, "xyz"),
+        (5, 4, "mixed"),
+        (7, 2, "z+zz"),
+        (10, 2, "mixed"),
+    ],
 )
 def test_agrees_with_reference_over_steps(backend, reference, tol, n_qubits, batch_size, readouts):
-    cell = random_cell(n_qubits, seed=100 + n_qubits, gates=backend.capabilities.gates,
-                       readouts=readouts)
+    cell = random_cell(
+        n_qubits, seed=100 + n_qubits, gates=backend.capabilities.gates, readouts=readouts
+    )
     thetas = random_thetas(cell, batch_size, n_steps=20, seed=n_qubits)
     with torch.no_grad():
         _, actual = run_sequence(backend.prepare(cell), thetas)
@@ -65,18 +72,29 @@ def test_ry_analytic(backend, tol, angle):
     cell = Cell(Circuit(1, [Gate("ry", (0,), slot=0)]), Readouts.xyz(1))
     program = backend.prepare(cell)
     with torch.no_grad():
-        _, readouts = program.step(program.init_state(1), torch.tensor([[angle]], dtype=torch.float64))
+        _, readouts = program.step(
+            program.init_state(1), torch.tensor([[angle]], dtype=torch.float64)
+        )
     expected = torch.tensor([[math.sin(angle), 0.0, math.cos(angle)]], dtype=torch.float64)
     _close(readouts, expected, tol)
 
 
 def test_bell_pair_and_wire_order(backend, tol):
-    gates = [Gate(n, w) for n, w in [("h", (0,)), ("cx", (0, 1)), ("x", (2,))]
-             if n in backend.capabilities.gates]
+    gates = [
+        Gate(n, w)
+        for n, w in [("h", (0,)), ("cx", (0, 1)), ("x", (2,))]
+        if n in backend.capabilities.gates
+    ]
     if len(gates) < 3:
         pytest.skip("backend lacks h, cx or x")
-    terms = [PauliTerm("ZZ", (0, 1)), PauliTerm("XX", (0, 1)), PauliTerm("YY", (0, 1)),
-             PauliTerm("Z", (0,)), PauliTerm("Z", (2,)), PauliTerm("ZZ", (1, 2))]
+    terms = [
+        PauliTerm("ZZ", (0, 1)),
+        PauliTerm("XX", (0, 1)),
+        PauliTerm("YY", (0, 1)),
+        PauliTerm("Z", (0,)),
+        PauliTerm("Z", (2,)),
+        PauliTerm("ZZ", (1, 2)),
+    ]
     cell = Cell(Circuit(3, gates), Readouts(terms))
     program = backend.prepare(cell)
     with torch.no_grad():

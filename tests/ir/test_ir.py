@@ -22,10 +22,16 @@ def test_hardware_efficient_counts_and_order():
 
 
 def test_ladder_and_custom_rotations():
-    circuit = Circuit.hardware_efficient(3, 1, rotations=("rx",), entangler="ladder",
-                                         entangling_gate="cz")
+    circuit = Circuit.hardware_efficient(
+        3, 1, rotations=("rx",), entangler="ladder", entangling_gate="cz"
+    )
     assert [(g.name, g.wires) for g in circuit.gates] == [
-        ("rx", (0,)), ("rx", (1,)), ("rx", (2,)), ("cz", (0, 1)), ("cz", (1, 2))]
+        ("rx", (0,)),
+        ("rx", (1,)),
+        ("rx", (2,)),
+        ("cz", (0, 1)),
+        ("cz", (1, 2)),
+    ]
     assert circuit.n_params == 3
 
 
@@ -75,13 +81,16 @@ def test_frozen_and_hashable():
 
 # -- JSON round-trip --------------------------------------------------------------------------
 
+
 @st.composite
 def cells(draw):
     n = draw(st.integers(1, 6))
     gates = []
     n_slots = 0
     for _ in range(draw(st.integers(0, 12))):
-        name = draw(st.sampled_from(sorted(g for g, spec in GATE_SPECS.items() if spec.n_wires <= n)))
+        name = draw(
+            st.sampled_from(sorted(g for g, spec in GATE_SPECS.items() if spec.n_wires <= n))
+        )
         spec = GATE_SPECS[name]
         wires = tuple(draw(st.permutations(range(n)))[: spec.n_wires])
         if not spec.parametrized:
@@ -144,15 +153,28 @@ def test_from_json_rejects_bad_json():
 
 # -- OpenQASM 3 -------------------------------------------------------------------------------
 
+
 def test_qasm3_export_binds_angles():
-    circuit = Circuit(2, [Gate("ry", (0,), slot=1), Gate("rzz", (0, 1), slot=0),
-                          Gate("rz", (1,), angle=0.25), Gate("cx", (1, 0))])
+    circuit = Circuit(
+        2,
+        [
+            Gate("ry", (0,), slot=1),
+            Gate("rzz", (0, 1), slot=0),
+            Gate("rz", (1,), angle=0.25),
+            Gate("cx", (1, 0)),
+        ],
+    )
     text = to_qasm3(circuit, [0.5, -1.5])
     lines = text.strip().splitlines()
     assert lines[:2] == ["OPENQASM 3.0;", 'include "stdgates.inc";']
     assert lines[2].startswith("gate rzz(theta) a, b")
-    assert lines[3:] == ["qubit[2] q;", "ry(-1.5) q[0];", "rzz(0.5) q[0], q[1];",
-                         "rz(0.25) q[1];", "cx q[1], q[0];"]
+    assert lines[3:] == [
+        "qubit[2] q;",
+        "ry(-1.5) q[0];",
+        "rzz(0.5) q[0], q[1];",
+        "rz(0.25) q[1];",
+        "cx q[1], q[0];",
+    ]
 
 
 def test_qasm3_rejects_wrong_thetas():
