@@ -479,15 +479,31 @@ class AerStateProgram(Program):
         from qiskit_aer.library import SetDensityMatrix, SetStatevector
 
         qc = QuantumCircuit(*lowered.circuit.qregs, *lowered.circuit.cregs)
-        if not self.mixed:
-            qc.append(SetStatevector(state), list(lowered.inputs))
-            return qc
-        ancillas = [q for q in lowered.active if q not in lowered.inputs]
-        zero = np.zeros((2 ** len(ancillas),) * 2)
-        zero[0, 0] = 1.0
-        # Qiskit's kron puts its right factor on the lower qubits: the wires come first.
-        qc.append(SetDensityMatrix(np.kron(zero, state)), list(lowered.inputs) + ancillas)
+        qubits = list(lowered.inputs)
+        if self.mixed:
+            ancillas = [q for q in lowered.active if q not in lowered.inputs]
+            zero = np.zeros((2 ** len(ancillas),) * 2)
+            zero[0, 0] = 1.0
+            # Qiskit's kron puts its right factor on the lower qubits: the wires come first.
+            state, qubits = np.kron(zero, state), qubits + ancillas
+        state, qubits = _on_sorted_qubits(state, qubits)
+        qc.append((SetDensityMatrix if self.mixed else SetStatevector)(state), qubits)
         return qc
+
+
+def _on_sorted_qubits(state: np.ndarray, qubits: list[int]) -> tuple[np.ndarray, list[int]]:
+    """Reorder a state whose qubit i sits on ``qubits[i]`` so that its qubits ascend.
+
+    Aer's ``set_statevector``/``set_density_matrix`` place the state's qubits on the target qubits
+    in ascending order, whatever order they are appended in (``save_*`` do keep the order).
+    """
+    m = len(qubits)
+    order = sorted(range(m), key=qubits.__getitem__)  # new qubit j is old qubit order[j]
+    axes = [m - 1 - order[m - 1 - a] for a in range(m)]  # axis a holds qubit m-1-a
+    if state.ndim == 2:  # density matrix: permute rows and columns alike
+        axes += [a + m for a in axes]
+    tensor = state.reshape((2,) * (m * state.ndim)).transpose(axes)
+    return tensor.reshape(state.shape), sorted(qubits)
 
 
 class AerPrefixProgram(Program):
