@@ -133,10 +133,14 @@ class _Sampler:
     """
 
     def __init__(self, readouts: Readouts, shots: int, seed: int | None) -> None:
-        self.readouts = readouts
         self.shots = shots
-        self.settings, self.owner = measurement_settings(readouts)
-        self.masks = [sum(1 << wire for wire in term.wires) for term in readouts]
+        self.n_readouts = len(readouts)
+        self.settings, owner = measurement_settings(readouts)
+        self.n_wires = readouts.max_wire + 1
+        # per setting: the indices of its terms and their wire bitmasks (clbit w = bit w)
+        self.terms = [[k for k, s in enumerate(owner) if s == i] for i in range(len(self.settings))]
+        masks = np.array([sum(1 << w for w in term.wires) for term in readouts], dtype=np.int64)
+        self.masks = [masks[terms] for terms in self.terms]
         self._seeds = None if seed is None else np.random.default_rng(seed)
 
     def estimate(self, runner: Any, circuits: list) -> torch.Tensor:
@@ -149,15 +153,17 @@ class _Sampler:
             options["seed_simulator"] = int(self._seeds.integers(2**31))
         result = runner.run(circuits, **options).result()
         n_settings = len(self.settings)
-        values = np.zeros((len(circuits) // n_settings, len(self.readouts)))
+        values = np.zeros((len(circuits) // n_settings, self.n_readouts))
         for i in range(len(circuits)):
             sample, setting = divmod(i, n_settings)
-            for key, count in result.get_counts(i).items():
-                outcome = int(key.replace(" ", ""), 2)
-                for k in range(len(self.readouts)):
-                    if self.owner[k] == setting:
-                        parity = (outcome & self.masks[k]).bit_count() & 1
-                        values[sample, k] += -count if parity else count
+            counts = result.get_counts(i)
+            outcomes = np.array([int(key.replace(" ", ""), 2) for key in counts], dtype=np.int64)
+            selected = outcomes[:, None] & self.masks[setting][None, :]  # (outcomes, terms)
+            parity = np.zeros_like(selected)
+            for wire in range(self.n_wires):
+                parity ^= (selected >> wire) & 1
+            weights = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+            values[sample, self.terms[setting]] = weights @ (1 - 2 * parity)
         return torch.from_numpy(values / self.shots)
 
 
