@@ -237,6 +237,9 @@ class Trainer:
         self.best: float | None = None
         self.stale_epochs = 0
         self.elapsed = 0.0  # training seconds over all sessions of this run
+        self.epoch_losses: list[float] = []  # training losses of the current epoch's batches
+        # RNG state at the start of the current batch: an interrupted batch reruns identically.
+        self._rng = self._rng_state()
 
     # -- persistence ----------------------------------------------------------------------------
 
@@ -247,15 +250,20 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
+            "epoch_losses": self.epoch_losses,
             "step": self.step,
             "best": self.best,
             "stale_epochs": self.stale_epochs,
             "elapsed": self.elapsed,
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "numpy": np.random.get_state(),
-                "python": random.getstate(),
-            },
+            "rng": self._rng,
+        }
+
+    @staticmethod
+    def _rng_state() -> dict:
+        return {
+            "torch": torch.get_rng_state(),
+            "numpy": np.random.get_state(),
+            "python": random.getstate(),
         }
 
     def save_checkpoint(self) -> None:
@@ -268,8 +276,17 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        for key in ("epoch", "batch_in_epoch", "step", "best", "stale_epochs", "elapsed"):
+        for key in (
+            "epoch",
+            "batch_in_epoch",
+            "epoch_losses",
+            "step",
+            "best",
+            "stale_epochs",
+            "elapsed",
+        ):
             setattr(self, key, state[key])
+        self._rng = state["rng"]
         torch.set_rng_state(state["rng"]["torch"])
         np.random.set_state(state["rng"]["numpy"])
         random.setstate(state["rng"]["python"])
@@ -312,10 +329,10 @@ class Trainer:
                 desc=f"epoch {self.epoch + 1}/{train.epochs}",
                 unit="step",
             )
-        losses = []
         self.model.train()
         try:
             for inputs, targets in all_batches[self.batch_in_epoch :]:
+                self._rng = self._rng_state()
                 started = time.perf_counter()
                 inputs, targets = inputs.to(self.device), targets.to(self.device)
                 logits = self.model(inputs)
@@ -329,14 +346,15 @@ class Trainer:
                 self.step += 1
                 self.batch_in_epoch += 1
                 self.elapsed += time.perf_counter() - started
-                losses.append(loss.item())
+                self.epoch_losses.append(loss.item())
                 if bar is not None:
                     bar.set_postfix(loss=f"{loss.item():.4f}")
                     bar.update()
         finally:
             if bar is not None:
                 bar.close()
-        return float(np.mean(losses)) if losses else float("nan")
+        self._rng = self._rng_state()
+        return float(np.mean(self.epoch_losses))
 
     def fit(self) -> list[dict]:
         """Train until the configured epochs, early stopping or the time limit; return the
@@ -363,6 +381,7 @@ class Trainer:
             )
             self.epoch += 1
             self.batch_in_epoch = 0
+            self.epoch_losses = []
             score = valid[primary]
             improved = self.best is None or (
                 score > self.best if self.task.higher_is_better else score < self.best

@@ -1,0 +1,99 @@
+"""The qrnn command line: errors users meet first, and a short end-to-end train/eval/plot."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from qrnn.cli import main
+
+TINY = [
+    "--qubits",
+    "2",
+    "--layers",
+    "1",
+    "--hidden",
+    "4",
+    "--embed-dim",
+    "2",
+    "--epochs",
+    "1",
+    "--task-option",
+    "n_train=16",
+    "--task-option",
+    "n_valid=8",
+    "--task-option",
+    "n_test=8",
+    "--task-option",
+    "delay=2",
+    "-q",
+]
+
+
+def test_unknown_task(capsys):
+    assert main(["train", "sorting"]) == 2
+    error = capsys.readouterr().err
+    assert "unknown task 'sorting'" in error and "copying" in error
+
+
+def test_unknown_backend(capsys, tmp_path):
+    assert (
+        main(
+            [
+                "train",
+                "copying",
+                "--backend",
+                "torch.statevectr",
+                *TINY,
+                "--run-dir",
+                str(tmp_path / "run"),
+            ]
+        )
+        == 2
+    )
+    error = capsys.readouterr().err
+    assert "unknown backend 'torch.statevectr'" in error and "torch.statevector" in error
+
+
+def test_missing_data_directory(capsys, tmp_path):
+    assert main(["train", "mnist", "--task-option", f"data_dir={tmp_path / 'none'}", "-q"]) == 2
+    error = capsys.readouterr().err
+    assert "train-images-idx3-ubyte" in error and str(tmp_path / "none") in error
+
+
+def test_unknown_set_key(capsys):
+    assert main(["train", "copying", "--set", "model.qubits=3"]) == 2
+    assert "Unknown config key" in capsys.readouterr().err
+
+
+def test_cuda_refused_without_a_gpu(capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["train", "copying", "--device", "cuda", *TINY]) == 2
+    assert "no CUDA device" in capsys.readouterr().err
+
+
+def test_train_eval_plot(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "copying", *TINY, "--run-dir", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "memoryless_loss" in out and f"run directory: {run}" in out
+    assert main(["eval", str(run), "--backend", "numpy.statevector"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["backend"] == "numpy.statevector" and 0 <= result["accuracy"] <= 1
+    assert main(["plot", str(run), "--out", str(tmp_path / "curves.png")]) == 0
+    assert (tmp_path / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_eval_rejects_a_non_run(capsys, tmp_path):
+    assert main(["eval", str(tmp_path)]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["backends"]])
+def test_backends_lists_builtins(capsys, command):
+    assert main(command) == 0
+    out = capsys.readouterr().out
+    assert "torch.statevector  [available]" in out and "differentiable" in out
