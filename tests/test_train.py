@@ -9,7 +9,7 @@ import torch
 
 from qrnn.errors import QRNNError
 from qrnn.model import ModelConfig
-from qrnn.train import RunConfig, Trainer, TrainConfig, load_preset, load_run
+from qrnn.train import RunConfig, TrainConfig, Trainer, load_preset, load_run
 
 TINY_TASK = {"delay": 2, "n_train": 48, "n_valid": 16, "n_test": 16}
 
