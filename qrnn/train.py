@@ -16,7 +16,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,9 @@ import tomllib
 import torch
 
 from qrnn.errors import QRNNError
-from qrnn.model import ModelConfig, SequenceModel, build_model, parameter_report
-from qrnn.tasks import Task, get_task
+from qrnn.model import ModelConfig, build_model, parameter_report
+from qrnn.tasks import get_task
+from qrnn.tasks.base import iterate_batches
 
 logger = logging.getLogger(__name__)
 
@@ -149,32 +150,6 @@ def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
     run sees the same batches."""
     generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
     return torch.randperm(n, generator=generator)
-
-
-def batches(
-    tensors: tuple[torch.Tensor, ...], batch_size: int, order: torch.Tensor | None = None
-) -> Iterator[tuple[torch.Tensor, ...]]:
-    order = order if order is not None else torch.arange(len(tensors[0]))
-    for start in range(0, len(order), batch_size):
-        index = order[start : start + batch_size]
-        yield tuple(t[index] for t in tensors)
-
-
-@torch.no_grad()
-def evaluate(
-    model: SequenceModel,
-    task: Task,
-    dataset,
-    batch_size: int = 256,
-    device: str | torch.device = "cpu",
-) -> dict[str, float]:
-    """Metrics of ``model`` on a whole split (all logits gathered, then the task's metrics)."""
-    model.eval()
-    logits, targets = [], []
-    for inputs, target in batches(dataset.tensors, batch_size):
-        logits.append(model(inputs.to(device)).cpu())
-        targets.append(target)
-    return task.metrics(torch.cat(logits), torch.cat(targets))
 
 
 def _lr_lambda(config: TrainConfig, total_steps: int) -> Callable[[int], float]:
@@ -314,9 +289,13 @@ class Trainer:
     def _train_epoch(self) -> float:
         """Train the rest of the current epoch; returns the mean training loss of its batches."""
         train = self.config.train
-        order = epoch_order(len(self.splits.train), train.seed, self.epoch)
+        n_train = len(self.splits.train)
+        if self.task.shuffle:
+            order = epoch_order(n_train, train.seed, self.epoch)
+        else:  # e.g. language modelling, whose batches continue each other
+            order = torch.arange(n_train)
         order = order[: self.steps_per_epoch * train.batch_size]
-        all_batches = list(batches(self.splits.train.tensors, train.batch_size, order))
+        all_batches = list(iterate_batches(self.splits.train.tensors, train.batch_size, order))
         bar = None
         if self.progress:
             from tqdm import tqdm
@@ -331,11 +310,11 @@ class Trainer:
             )
         self.model.train()
         try:
-            for inputs, targets in all_batches[self.batch_in_epoch :]:
+            for batch in all_batches[self.batch_in_epoch :]:
                 self._rng = self._rng_state()
                 started = time.perf_counter()
-                inputs, targets = inputs.to(self.device), targets.to(self.device)
-                logits = self.model(inputs)
+                batch = tuple(t.to(self.device) for t in batch)
+                logits, targets = self.task.forward(self.model, batch)
                 loss = self.task.loss(logits, targets)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -376,8 +355,8 @@ class Trainer:
                     self.batch_in_epoch,
                 )
                 raise
-            valid = evaluate(
-                self.model, self.task, self.splits.valid, train.eval_batch_size, self.device
+            valid = self.task.evaluate(
+                self.model, self.splits.valid, train.eval_batch_size, self.device
             )
             self.epoch += 1
             self.batch_in_epoch = 0
@@ -417,9 +396,8 @@ class Trainer:
         path = self.run_dir / weights
         if path.exists():
             self.model.load_state_dict(torch.load(path, map_location=self.device))
-        return evaluate(
+        return self.task.evaluate(
             self.model,
-            self.task,
             getattr(self.splits, split),
             self.config.train.eval_batch_size,
             self.device,

@@ -12,12 +12,14 @@ from __future__ import annotations
 import abc
 import inspect
 import zlib
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import attrs
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.utils.data import TensorDataset
 
 from qrnn.errors import QRNNError
@@ -44,6 +46,16 @@ class Splits:
 def sizes_text(n_train: int, n_valid: int, n_test: int) -> str:
     """Split sizes as ``train/valid/test 1257/270/270``, for :meth:`Task.describe`."""
     return f"train/valid/test {n_train}/{n_valid}/{n_test}"
+
+
+def iterate_batches(
+    tensors: tuple[torch.Tensor, ...], batch_size: int, order: torch.Tensor | None = None
+) -> Iterator[tuple[torch.Tensor, ...]]:
+    """Slices of ``tensors`` of ``batch_size`` samples each, in ``order`` (default: as stored)."""
+    order = order if order is not None else torch.arange(len(tensors[0]))
+    for start in range(0, len(order), batch_size):
+        index = order[start : start + batch_size]
+        yield tuple(t[index] for t in tensors)
 
 
 class Task(abc.ABC):
@@ -75,6 +87,7 @@ class Task(abc.ABC):
     input_kind: ClassVar[str]
     primary_metric: ClassVar[str]
     higher_is_better: ClassVar[bool]
+    shuffle: ClassVar[bool] = True  # whether training batches are reshuffled every epoch
     n_inputs: int
     n_outputs: int
     seq_len: int
@@ -132,6 +145,33 @@ class Task(abc.ABC):
     def describe(self) -> str:
         """One line naming the data actually used: its source and the split sizes."""
 
+    def forward(self, model: nn.Module, batch: tuple[torch.Tensor, ...]):
+        """Run ``model`` on one batch of a split; returns ``(logits, targets)`` for :meth:`loss`.
+
+        The default reads batches of ``(inputs, targets)``; tasks with other batch layouts
+        (masks, source and target sequences) override it.
+        """
+        inputs, targets = batch
+        return model(inputs), targets
+
+    @torch.no_grad()
+    def evaluate(
+        self,
+        model: nn.Module,
+        dataset: TensorDataset,
+        batch_size: int = 256,
+        device: torch.device | str = "cpu",
+    ) -> dict[str, float]:
+        """:meth:`metrics` of ``model`` on a whole split, with the logits of all batches
+        gathered first (so metrics are exact, not averages of batch averages)."""
+        model.eval()
+        logits, targets = [], []
+        for batch in iterate_batches(dataset.tensors, batch_size):
+            batch_logits, batch_targets = self.forward(model, tuple(t.to(device) for t in batch))
+            logits.append(batch_logits.cpu())
+            targets.append(batch_targets.cpu())
+        return self.metrics(torch.cat(logits), torch.cat(targets))
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self._options.items())
         return f"{type(self).__name__}({args})"
@@ -165,10 +205,12 @@ class GeneratedTask(Task):
         """Draw ``n`` samples (inputs, targets) from ``generator``."""
 
     def build_splits(self) -> Splits:
-        return Splits(**{
-            split: self.generate(n, seeded_generator(self.seed, split))
-            for split, n in self.sizes.items()
-        })
+        return Splits(
+            **{
+                split: self.generate(n, seeded_generator(self.seed, split))
+                for split, n in self.sizes.items()
+            }
+        )
 
 
 def get_task(name: str, **options: Any) -> Task:
