@@ -238,6 +238,10 @@ class QiskitAerBackend(Backend):
             noise model (``NoiseModel.from_backend``) is simulated as density matrices, with
             circuits transpiled to its target (layout, routing, basis gates). Routing ancillas
             start in |0⟩ each step and are traced out at its end.
+
+            With noise, exact readouts are Tr(ρP) of the carried state; with shots, the
+            measurement circuits (basis changes, measurements) are noisy too, readout errors
+            included, as on a device.
         target_backend: a ``BackendV2`` to run on (hardware mode): each step's readouts re-run
             the prefix of the sequence, transpiled to its target, with ``shots``; cost O(T²) in
             the sequence length. The seed is passed to ``backend.run`` as ``seed_simulator``.
