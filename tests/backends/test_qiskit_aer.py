@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import subprocess
 import sys
 
 import numpy as np
@@ -318,6 +319,12 @@ def test_forward_only():
     assert not qiskit_aer.QiskitAerBackend.capabilities.differentiable
     with pytest.raises(qrnn.NotDifferentiableError):
         program.step(program.init_state(1), torch.zeros(1, 4, requires_grad=True))
+
+
+def test_importing_the_module_does_not_import_qiskit():
+    code = "import sys, qrnn.backends.qiskit_aer; print('qiskit' in sys.modules)"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.stdout.strip() == "False", run.stderr
 
 
 def test_missing_qiskit_gives_install_hint(monkeypatch):
