@@ -12,11 +12,12 @@ THREADS := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml Makefile
+$(VENV)/.installed: pyproject.toml Makefile plugins/qrnn-qulacs/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_PIN)"
 	$(PY) -m pip install --quiet -e ".[all,dev]"
+	$(PY) -m pip install --quiet -e plugins/qrnn-qulacs
 	touch $@
 
 demo: venv
@@ -25,9 +26,10 @@ demo: venv
 
 test: venv
 	$(THREADS) $(PY) -m pytest -n 2 -q
+	$(THREADS) $(PY) -m pytest -q plugins/qrnn-qulacs/tests
 
 lint: venv
-	$(VENV)/bin/ruff check qrnn tests
+	$(VENV)/bin/ruff check qrnn tests plugins
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

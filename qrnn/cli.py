@@ -188,6 +188,43 @@ def cmd_plot(args) -> int:
     return 0
 
 
+# -- qrnn validate ------------------------------------------------------------------------------
+
+
+def _backend_options(items: list[str]) -> dict[str, dict]:
+    """``NAME:KEY=VALUE`` items -> {NAME: {KEY: VALUE}}."""
+    options: dict[str, dict] = {}
+    for item in items:
+        name, sep, assignment = item.partition(":")
+        if not sep:
+            raise QRNNError(f"--option must look like NAME:KEY=VALUE (got {item!r})")
+        options.setdefault(name, {}).update(_parse_assignments([assignment], "--option"))
+    return options
+
+
+def cmd_validate(args) -> int:
+    from qrnn.validate import validate, validate_run
+
+    options = _backend_options(args.option)
+    report = validate(
+        args.backends,
+        n_qubits=args.qubits,
+        n_cells=args.cells,
+        n_steps=args.steps,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        options=options,
+    )
+    print(report.format())
+    if args.run:
+        table, agreement = validate_run(args.run, args.backends, options, args.samples)
+        print()
+        print(table)
+        for label, share in agreement.items():
+            print(f"predictions on {label} equal to {args.backends[0]}: {share:.1%}")
+    return 0
+
+
 # -- qrnn demo: the main job --------------------------------------------------------------------
 
 
@@ -262,6 +299,26 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--out", default="learning-curves.png")
     plot.add_argument("--metric", help="validation metric to plot beside the loss")
     plot.set_defaults(func=cmd_plot)
+
+    check = sub.add_parser(
+        "validate", help="run the same cells (and a trained run) on several backends and compare"
+    )
+    check.add_argument("backends", nargs="+", help="backend names; tag repeats as name@tag")
+    check.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VALUE",
+        help="backend option, e.g. qiskit.aer@shots:shots=4096",
+    )
+    check.add_argument("--qubits", type=int, nargs="+", default=[2, 4])
+    check.add_argument("--cells", type=int, default=3, help="random cells per qubit count")
+    check.add_argument("--steps", type=int, default=8)
+    check.add_argument("--batch-size", type=int, default=4)
+    check.add_argument("--seed", type=int, default=0)
+    check.add_argument("--run", metavar="RUN_DIR", help="also replay a trained QRNN run")
+    check.add_argument("--samples", type=int, default=16, help="test sequences of the run")
+    check.set_defaults(func=cmd_validate)
 
     demo = sub.add_parser("demo", help="train a QRNN and an LSTM on copying memory and compare")
     demo.add_argument("--run-dir", default="runs/demo")

@@ -23,6 +23,7 @@ ENTRY_POINT_GROUP = "qrnn"
 DEFAULT_PLUGINS = (
     "qrnn.backends.numpy_sv",
     "qrnn.backends.torch_sv",
+    "qrnn.backends.qiskit_aer",
 )
 
 pm = pluggy.PluginManager("qrnn")

@@ -89,24 +89,31 @@ class ValidationReport:
 
     def format(self) -> str:
         """A printable table, one line per backend."""
-        header = ("backend", "readout", f"max |Δ| vs {self.baseline}", "max |Δ| vs exact",
-                  "max dev / SE")
-        lines = [header]
-        for row in self.rows:
-            z_score = "-"
-            if row.max_standard_errors is not None:
-                z_score = f"{row.max_standard_errors:.2f} ({row.expectation})"
-            lines.append((row.label, row.mode, f"{row.max_difference:.3g}",
-                          f"{row.max_error:.3g}", z_score))
-        widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
         qubits = ", ".join(map(str, self.n_qubits))
         title = (
             f"cross-backend readouts: {self.n_cells} random cell(s) per qubit count "
             f"(n_qubits {qubits}), {self.n_steps} steps, batch {self.batch_size}"
         )
-        table = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
-                 for line in lines]
-        return "\n".join([title, *table])
+        return format_comparisons(title, self.baseline, self.rows)
+
+
+def format_comparisons(title: str, baseline: str, rows: Sequence[ReadoutComparison]) -> str:
+    """A title and a table with one line per compared backend."""
+    header = ("backend", "readout", f"max |Δ| vs {baseline}", "max |Δ| vs exact", "max dev / SE")
+    lines = [header]
+    for row in rows:
+        z_score = "-"
+        if row.max_standard_errors is not None:
+            z_score = f"{row.max_standard_errors:.2f} ({row.expectation})"
+        lines.append(
+            (row.label, row.mode, f"{row.max_difference:.3g}", f"{row.max_error:.3g}", z_score)
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    table = [
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    ]
+    return "\n".join([title, *table])
 
 
 def _registry_name(label: str) -> str:
@@ -135,8 +142,9 @@ def _standard_errors(estimate: torch.Tensor, expected: torch.Tensor, shots: int)
     deviation = (estimate - expected).abs()
     standard_error = ((1 - expected**2).clamp_min(0) / shots).sqrt()
     # A deviation where the standard error is 0 (⟨P⟩ = ±1) is infinitely unlikely.
-    ratio = torch.where(deviation <= _NEGLIGIBLE, torch.zeros_like(deviation),
-                        deviation / standard_error)
+    ratio = torch.where(
+        deviation <= _NEGLIGIBLE, torch.zeros_like(deviation), deviation / standard_error
+    )
     return float(ratio.max())
 
 
@@ -223,11 +231,13 @@ def validate(
     for name, value in [("n_cells", n_cells), ("n_steps", n_steps), ("batch_size", batch_size)]:
         if not isinstance(value, int) or value < 1:
             raise QRNNError(f"'{name}' must be a positive int (got {value!r})")
-    backends = {label: get_backend(_registry_name(label), **options.get(label, {}))
-                for label in labels}
+    backends = {
+        label: get_backend(_registry_name(label), **options.get(label, {})) for label in labels
+    }
     reference = get_backend(REFERENCE)
-    gates = frozenset.intersection(reference.capabilities.gates,
-                                   *(b.capabilities.gates for b in backends.values()))
+    gates = frozenset.intersection(
+        reference.capabilities.gates, *(b.capabilities.gates for b in backends.values())
+    )
     worst: dict[str, ReadoutComparison] = {}
     for n in n_qubits:
         for index in range(n_cells):
@@ -245,3 +255,62 @@ def validate(
         n_steps=n_steps,
         batch_size=batch_size,
     )
+
+
+def validate_run(
+    run_dir,
+    backend_names: Sequence[str],
+    options: Mapping[str, Mapping] | None = None,
+    n_samples: int = 16,
+) -> tuple[str, dict[str, float]]:
+    """Run a trained QRNN's recorded angles and its predictions on several backends.
+
+    The angles θ_t are recorded once, from the run's own backend on ``n_samples`` test inputs,
+    and replayed on every named backend (so readouts are compared on equal angles); then the
+    whole model, controller feedback included, predicts on each backend.
+
+    Returns:
+        the readout table, and per backend the fraction of predictions (argmax over classes, or
+        for regression the share within 1e-3) that equal those of the first backend.
+    """
+    from qrnn.train import load_run
+
+    labels = list(backend_names)
+    options = dict(options or {})
+    trainer = load_run(run_dir)
+    core = trainer.model.core
+    if not hasattr(core, "program"):
+        raise QRNNError(f"run {str(run_dir)!r} trained a classical model; nothing to validate")
+    trainer.test_metrics()  # loads the best weights
+    batch = tuple(t[:n_samples] for t in trainer.splits.test.tensors)
+    recorded: list[torch.Tensor] = []
+    hook = core.controller.register_forward_hook(lambda _m, _i, out: recorded.append(out[0]))
+    trainer.model.eval()
+    with torch.no_grad():
+        trainer.task.forward(trainer.model, batch)
+    hook.remove()
+    thetas = torch.stack(recorded).double()  # (T, B, P)
+    programs = {
+        label: get_backend(_registry_name(label), **options.get(label, {})).prepare(core.cell)
+        for label in labels
+    }
+    rows = compare_readouts(programs, thetas)
+    title = (
+        f"trained run {run_dir}: recorded angles of {len(batch[0])} test sequence(s), "
+        f"{len(thetas)} steps"
+    )
+    predictions = {}
+    with torch.no_grad():
+        for label in labels:
+            core.use_backend(_registry_name(label), **options.get(label, {}))
+            logits, _ = trainer.task.forward(trainer.model, batch)
+            predictions[label] = logits.argmax(-1) if logits.shape[-1] > 1 else logits
+    first = predictions[labels[0]]
+    agreement = {}
+    for label, predicted in predictions.items():
+        if first.is_floating_point():  # regression outputs
+            same = (predicted - first).abs() <= 1e-3
+        else:  # class indices
+            same = predicted == first
+        agreement[label] = float(same.float().mean())
+    return format_comparisons(title, labels[0], rows), agreement

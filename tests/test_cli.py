@@ -97,3 +97,37 @@ def test_backends_lists_builtins(capsys, command):
     assert main(command) == 0
     out = capsys.readouterr().out
     assert "torch.statevector  [available]" in out and "differentiable" in out
+
+
+def test_validate_random_cells_and_a_trained_run(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "copying", *TINY, "--run-dir", str(run)]) == 0
+    capsys.readouterr()
+    assert (
+        main(
+            [
+                "validate",
+                "torch.statevector",
+                "numpy.statevector",
+                "--qubits",
+                "2",
+                "--cells",
+                "1",
+                "--steps",
+                "3",
+                "--run",
+                str(run),
+                "--samples",
+                "4",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "cross-backend readouts" in out and f"trained run {run}" in out
+    assert "predictions on numpy.statevector equal to torch.statevector: 100.0%" in out
+
+
+def test_validate_option_syntax(capsys):
+    assert main(["validate", "torch.statevector", "--option", "shots=10"]) == 2
+    assert "NAME:KEY=VALUE" in capsys.readouterr().err
