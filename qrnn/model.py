@@ -11,6 +11,10 @@ Per timestep (DESIGN.md):
 
 ``QRNNCore`` is the recurrence; ``SequenceModel`` wraps any recurrent core (the QRNN or a
 classical baseline from :mod:`qrnn.baselines`) with an input embedding and a task head.
+
+Padded batches carry a (B, T) bool mask, False at padded steps: a padded step leaves the state
+as it was (:func:`run_core`), and pooling and losses skip it, so a padded batch gives each
+sequence the outputs it would get alone.
 """
 
 from __future__ import annotations
@@ -18,18 +22,20 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+import numpy as np
 import torch
 from torch import nn
 
 import qrnn
 from qrnn import baselines
 from qrnn.baselines import RecurrentCore, count_parameters
-from qrnn.errors import QRNNError
+from qrnn.errors import InvalidInputError, QRNNError
 from qrnn.ir import Cell
 
 ACTIVATIONS = ("relu", "gelu", "glu", "linear")
 MODEL_KINDS = ("qrnn", "rnn", "lstm", "gru", "scornn")
 POOLINGS = ("last", "mean")
+ATTENTION_SCORES = ("dot", "general", "additive")  # seq2seq attention (qrnn.seq2seq)
 
 
 def _one_of(choices):
@@ -65,6 +71,8 @@ class ModelConfig:
     angle_init: float = 0.1  # std of the angle layer's initial weights (small: U(θ) near fixed)
     backend: str = "torch.statevector"
     backend_options: dict[str, Any] = attrs.field(factory=dict, converter=dict)  # e.g. shots
+    # -- sequence to sequence (qrnn.seq2seq) --
+    attention: str = attrs.field(default="general", validator=_one_of(ATTENTION_SCORES))
     # -- classical baselines --
     hidden_size: int | None = None  # baseline width; None: matched to the QRNN's parameters
 
@@ -112,6 +120,122 @@ class Controller(nn.Module):
         return self.angles(h), h  # (B, P), (B, H)
 
 
+# -- recurrent states and padding masks ---------------------------------------------------------
+
+
+def check_mask(mask: torch.Tensor, batch: int, steps: int) -> torch.Tensor:
+    """Return ``mask`` if it is a (B, T) bool tensor, else raise an InvalidInputError."""
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+        got = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise InvalidInputError(f"expected a bool mask tensor of shape (B, T), got {got}")
+    if tuple(mask.shape) != (batch, steps):
+        raise InvalidInputError(
+            f"expected a mask of shape (B, T) = {(batch, steps)}, got {tuple(mask.shape)}"
+        )
+    return mask
+
+
+def keep_where(keep: torch.Tensor, new: Any, old: Any, batch_dim: int = 0) -> Any:
+    """``new`` for the samples where ``keep`` (B,) is True and ``old`` for the others.
+
+    Works on any recurrent state made of tensors or numpy arrays (alone or in tuples and lists)
+    whose batch axis is ``batch_dim``: the QRNN's (backend state, readouts), an LSTM's (h, c).
+
+    Raises:
+        InvalidInputError: the state holds something else (e.g. a matrix product state, whose
+            bond dimensions differ from sample to sample).
+    """
+    if isinstance(new, (tuple, list)):
+        return type(new)(keep_where(keep, n, o, batch_dim) for n, o in zip(new, old, strict=True))
+    if isinstance(new, (torch.Tensor, np.ndarray)):
+        shape = [1] * new.ndim
+        shape[batch_dim] = -1
+        if isinstance(new, np.ndarray):
+            return np.where(keep.cpu().numpy().reshape(shape), new, old)
+        return torch.where(keep.to(new.device).view(shape), new, old)
+    raise InvalidInputError(
+        f"masking padded steps needs a recurrent state made of tensors or arrays, got a "
+        f"{type(new).__name__}; run padded batches on a statevector backend"
+    )
+
+
+def detach_state(state: Any) -> Any:
+    """A copy of a recurrent state cut from the autograd graph (truncated BPTT).
+
+    Tensors are detached; numpy arrays, numbers and None pass as they are; tuples, lists and
+    attrs classes (e.g. a matrix product state) are detached field by field.
+
+    Raises:
+        InvalidInputError: the state holds an object of another kind.
+    """
+    if isinstance(state, torch.Tensor):
+        return state.detach()
+    if state is None or isinstance(state, (np.ndarray, int, float)):
+        return state
+    if isinstance(state, (tuple, list)):
+        return type(state)(detach_state(part) for part in state)
+    if attrs.has(type(state)):
+        fields = attrs.fields(type(state))
+        return attrs.evolve(
+            state, **{f.alias: detach_state(getattr(state, f.name)) for f in fields if f.init}
+        )
+    raise InvalidInputError(f"cannot detach a recurrent state of type {type(state).__name__}")
+
+
+def state_batch_dim(core: nn.Module) -> int:
+    """The batch axis of ``core``'s state tensors: 1 for torch RNNs' (1, B, H), else 0."""
+    return 1 if isinstance(core, baselines.ClassicalCore) else 0
+
+
+def run_core(
+    core: nn.Module,
+    inputs: torch.Tensor,
+    state: Any = None,
+    mask: torch.Tensor | None = None,
+    need_state: bool = True,
+) -> tuple[torch.Tensor, Any]:
+    """Run any recurrent core over a padded batch: padded steps leave the state unchanged.
+
+    The QRNN masks inside its own loop. A classical core's features at real steps never depend
+    on later padding, so it runs on the whole padded batch unless the final state is needed;
+    then it runs step by step, keeping the previous state at padded steps.
+
+    Args:
+        core: a ``RecurrentCore``.
+        inputs: (B, T, E) embedded inputs.
+        state: the state to start from, or None for the core's default.
+        mask: (B, T) bool, False at padded steps; None when nothing is padded.
+        need_state: whether the caller uses the returned final state.
+
+    Returns:
+        (features (B, T, F), final state): the state after each sequence's last real step.
+
+    Raises:
+        InvalidInputError: the mask has the wrong shape, or a classical core whose final state
+            is needed starts from its default state with a sequence of length 0.
+    """
+    if mask is None:
+        return core(inputs, state)
+    check_mask(mask, inputs.shape[0], inputs.shape[1])
+    if isinstance(core, QRNNCore):
+        return core(inputs, state, mask=mask)
+    if not need_state or bool(mask.all()):
+        return core(inputs, state)
+    if state is None and not bool(mask[:, 0].all()):
+        raise InvalidInputError("every sequence needs at least one real step (got length 0)")
+    batch_dim = state_batch_dim(core)
+    features = []
+    for t in range(inputs.shape[1]):
+        feature, new_state = core(inputs[:, t : t + 1], state)  # (B, 1, F)
+        if state is not None:
+            keep = mask[:, t]
+            new_state = keep_where(keep, new_state, state, batch_dim)
+            feature = keep_where(keep, feature, features[-1]) if features else feature
+        features.append(feature)
+        state = new_state
+    return torch.cat(features, dim=1), state
+
+
 class QRNNCore(RecurrentCore):
     """The quantum recurrence driven by a classical controller (a ``RecurrentCore``).
 
@@ -145,17 +269,45 @@ class QRNNCore(RecurrentCore):
         state = self.program.init_state(batch_size)
         return state, self.program.readout(state).to(dtype)  # z_0: readouts of |0…0⟩
 
-    def forward(self, inputs: torch.Tensor, state=None):
+    def forward(self, inputs: torch.Tensor, state=None, mask: torch.Tensor | None = None):
+        """Run the recurrence.
+
+        Args:
+            inputs: (B, T, E) embedded inputs.
+            state: (backend state, readouts (B, K)) to continue from; None starts at |0…0⟩.
+            mask: optional (B, T) bool, False at padded steps. A padded step leaves the quantum
+                state and the readouts as they were and repeats the previous features; a step
+                that every sequence pads is not run at all.
+
+        Returns:
+            (features (B, T, F), (backend state, readouts (B, K))).
+        """
         batch, steps, _ = inputs.shape
+        if mask is not None:
+            check_mask(mask, batch, steps)
         quantum, readouts = state if state is not None else self.initial_state(batch, inputs.dtype)
+        # features of the latest real step: z (and zero h) before any step has run
+        previous = readouts
+        if self.config.head_hidden:
+            previous = torch.cat([readouts, readouts.new_zeros(batch, self.config.hidden)], -1)
         features = []
         for t in range(steps):
+            keep = None if mask is None else mask[:, t]  # (B,)
+            if keep is not None and not bool(keep.any()):
+                features.append(previous)
+                continue
             thetas, hidden = self.controller(torch.cat([inputs[:, t], readouts], dim=-1))
-            quantum, readouts = self.program.step(quantum, thetas)  # (B, P) -> (B, K)
-            readouts = readouts.to(inputs.dtype)
-            features.append(
-                torch.cat([readouts, hidden], -1) if self.config.head_hidden else readouts
+            new_quantum, new_readouts = self.program.step(quantum, thetas)  # (B, P) -> (B, K)
+            new_readouts = new_readouts.to(inputs.dtype)
+            feature = (
+                torch.cat([new_readouts, hidden], -1) if self.config.head_hidden else new_readouts
             )
+            if keep is not None and not bool(keep.all()):
+                new_quantum = keep_where(keep, new_quantum, quantum)
+                new_readouts = keep_where(keep, new_readouts, readouts)
+                feature = keep_where(keep, feature, previous)
+            quantum, readouts, previous = new_quantum, new_readouts, feature
+            features.append(feature)
         return torch.stack(features, dim=1), (quantum, readouts)  # (B, T, F)
 
 
@@ -194,28 +346,59 @@ class SequenceModel(nn.Module):
         self.pooling = pooling
         self.head = nn.Linear(core.feature_size, n_outputs)
 
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        features, _ = self.core(self.embed(inputs))  # (B, T, F)
+    def forward(
+        self,
+        inputs: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        state: Any = None,
+        return_state: bool = False,
+    ):
+        """Logits for a batch, optionally padded and continuing from a state.
+
+        Args:
+            inputs: (B, T) token ids or (B, T, n_inputs) reals.
+            mask: optional (B, T) bool, False at padded steps: they leave the state unchanged
+                and sequence targets pool over real steps only (the last one, or their mean).
+            state: the core's state to continue from (truncated BPTT), or None.
+            return_state: also return the core's final state.
+
+        Returns:
+            logits (B, T, C) for step targets or (B, C) for sequence targets; with
+            ``return_state``, the pair (logits, final state).
+        """
+        features, state = run_core(  # (B, T, F)
+            self.core, self.embed(inputs), state, mask, need_state=return_state
+        )
         if self.target == "step":
-            return self.head(features)  # (B, T, C)
-        pooled = features[:, -1] if self.pooling == "last" else features.mean(dim=1)
-        return self.head(pooled)  # (B, C)
+            logits = self.head(features)  # (B, T, C)
+        elif mask is None:
+            logits = self.head(features[:, -1] if self.pooling == "last" else features.mean(1))
+        elif self.pooling == "last":
+            last = (mask.sum(1) - 1).clamp(min=0)  # (B,) index of each last real step
+            logits = self.head(features[torch.arange(len(last), device=last.device), last])
+        else:
+            weights = mask.unsqueeze(-1).to(features.dtype)  # (B, T, 1)
+            logits = self.head((features * weights).sum(1) / weights.sum(1).clamp(min=1))
+        return (logits, state) if return_state else logits
 
 
-def parameter_report(model: SequenceModel) -> dict[str, int]:
+def parameter_report(model: nn.Module) -> dict[str, int]:
     """Parameter counts split into classical parts and the quantum cell.
 
-    The quantum cell stores no trainable parameters: its P angles per step are produced by the
-    controller, so they are reported as ``angles_per_step``, not counted as parameters.
+    A ``SequenceModel`` reports its embedding, head and recurrent core; any other model (the
+    attention seq2seq) one entry per top-level part. The quantum cell stores no trainable
+    parameters: its P angles per step are produced by the controller, so they are reported as
+    ``angles_per_step``, not counted as parameters.
     """
-    report = {
-        "embedding": count_parameters(model.embed),
-        "head": count_parameters(model.head),
-        "recurrent": count_parameters(model.core),
-    }
+    if isinstance(model, SequenceModel):
+        parts = {"embedding": model.embed, "head": model.head, "recurrent": model.core}
+    else:
+        parts = dict(model.named_children())
+    report = {name: count_parameters(part) for name, part in parts.items()}
     report["total"] = sum(report.values())
-    if isinstance(model.core, QRNNCore):
-        cell = model.core.cell
+    cores = [module for module in model.modules() if isinstance(module, QRNNCore)]
+    if cores:
+        cell = cores[0].cell
         report.update(
             n_qubits=cell.n_qubits,
             angles_per_step=cell.n_params,

@@ -26,7 +26,7 @@ import tomllib
 import torch
 
 from qrnn.errors import QRNNError
-from qrnn.model import ModelConfig, build_model, parameter_report
+from qrnn.model import ModelConfig, parameter_report
 from qrnn.tasks import get_task
 from qrnn.tasks.base import iterate_batches
 
@@ -184,6 +184,7 @@ class Trainer:
         seed_everything(train.seed)
         self.device = torch.device(train.device)
         self.task = get_task(config.task, seed=train.seed, **config.task_options)
+        self.task.bind_run(self.run_dir, batch_size=train.batch_size)
         self.splits = self.task.splits()
         model_config = config.model
         if self.device.type != "cpu" and model_config.model == "qrnn":
@@ -191,13 +192,7 @@ class Trainer:
                 model_config,
                 backend_options={"device": str(self.device), **model_config.backend_options},
             )
-        self.model = build_model(
-            model_config,
-            input_kind=self.task.input_kind,
-            n_inputs=self.task.n_inputs,
-            n_outputs=self.task.n_outputs,
-            target=self.task.target,
-        ).to(self.device)
+        self.model = self.task.build_model(model_config).to(self.device)
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=train.lr, weight_decay=train.weight_decay
         )

@@ -13,6 +13,7 @@ import abc
 import inspect
 import zlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, ClassVar
 
 import attrs
@@ -23,6 +24,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from qrnn.errors import QRNNError
+from qrnn.model import ModelConfig, build_model
 
 TARGET_KINDS = ("sequence", "step")
 INPUT_KINDS = ("tokens", "real")
@@ -144,6 +146,25 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def describe(self) -> str:
         """One line naming the data actually used: its source and the split sizes."""
+
+    def bind_run(self, run_dir: str | Path, *, batch_size: int) -> None:
+        """Called by the trainer once, before :meth:`splits`, with the run directory and the
+        training batch size. The default does nothing; text tasks keep their vocabulary in the
+        run directory, and language modelling lays its streams out for the batch size."""
+
+    def build_model(self, config: ModelConfig) -> nn.Module:
+        """The model ``config`` describes, shaped for this task; the trainer trains this.
+
+        The default is :func:`qrnn.model.build_model`'s embedding -> core -> head; tasks with
+        another architecture (the attention seq2seq) override it.
+        """
+        return build_model(
+            config,
+            input_kind=self.input_kind,
+            n_inputs=self.n_inputs,
+            n_outputs=self.n_outputs,
+            target=self.target,
+        )
 
     def forward(self, model: nn.Module, batch: tuple[torch.Tensor, ...]):
         """Run ``model`` on one batch of a split; returns ``(logits, targets)`` for :meth:`loss`.
