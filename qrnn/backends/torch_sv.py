@@ -1,64 +1,55 @@
 """``torch.statevector``: the default backend. Batched dense statevectors in torch.
 
-B states evolve under B different θ in one call, on CPU or CUDA, in complex64 or complex128, and
-autograd gives gradients w.r.t. θ and the incoming state. Each gate is a batched matmul on the
-wires it touches (the gate-by-gate path; no per-sample loops).
+B states evolve under B different θ in one call, on CPU or CUDA, in complex64 or complex128, with
+gradients w.r.t. θ and the incoming state.
+
+Kernels (``fused=``): the cell is compiled once, in ``prepare``, into a plan of fused passes
+(:mod:`qrnn.backends._torch_plan`): a layer of single-qubit rotations is a few batched matmuls
+on chunks of wires, a run of diagonal gates one phase multiply, a CNOT ring one gather; gates it
+does not recognise run alone. Readouts take a few passes for all ⟨X_i⟩, ⟨Y_i⟩, ⟨Z_i⟩
+(:mod:`qrnn.backends._torch_readouts`). ``fused=False`` runs every gate on its own with a batched
+matmul and every readout with a gather: the readable reference the fused plan is tested against.
+
+Gradients (``gradient=``):
+
+- ``"autograd"``: torch autograd through the kernels. It stores every intermediate state, so
+  memory grows with the sequence length T.
+- ``"adjoint"``: memory-flat back-propagation through time (:mod:`qrnn.backends._torch_adjoint`).
+  Each step is a custom ``torch.autograd.Function`` that saves no state; the backward pass
+  recomputes ψ_{t-1} = U(θ_t)† ψ_t from a per-sequence tape that holds one state and the angles,
+  and applies the adjoint method inside the step. Gradients match autograd's (to rounding:
+  ~1e-12 relative in complex128, ~1e-5 in complex64), through the controller feedback loop, for
+  losses on every readout and on the final state, for detached segments and for several
+  sequences in one graph. Second derivatives are not available.
+- ``"auto"`` (default): ``"adjoint"`` from :data:`ADJOINT_MIN_QUBITS` qubits on, where it is
+  also the faster one, else ``"autograd"``. Measured in ``docs/performance.md``.
+
+With ``shots``, readouts are sampled on top of the exact values with a straight-through gradient
+in every mode (:meth:`Program.readout`).
 """
 
 from __future__ import annotations
 
-import attrs
-import numpy as np
 import torch
 
 from qrnn.backends import _matrices
+from qrnn.backends._torch_adjoint import adjoint_step
+from qrnn.backends._torch_plan import Plan
+from qrnn.backends._torch_readouts import ReadoutPlan, pauli_gather_tables
 from qrnn.backends.base import Backend, Program
 from qrnn.backends.capabilities import Capabilities
 from qrnn.errors import QRNNError
 from qrnn.hookspecs import hookimpl
-from qrnn.ir import Cell, Readouts
+from qrnn.ir import Cell
+
+__all__ = ["TorchStatevectorBackend", "TorchStatevectorProgram", "pauli_gather_tables"]
 
 _COMPLEX_DTYPES = {"complex64": torch.complex64, "complex128": torch.complex128}
 _REAL_OF = {torch.complex64: torch.float32, torch.complex128: torch.float64}
+GRADIENTS = ("auto", "adjoint", "autograd")
 
-
-@attrs.frozen
-class _CompiledGate:
-    """A gate ready to apply: its wires and either a fixed matrix or a generator with an angle."""
-
-    wires: tuple[int, ...]
-    matrix: torch.Tensor | None  # (2^k, 2^k) fixed gate
-    generator: torch.Tensor | None  # (2^k, 2^k) Pauli string G of exp(-iθG/2)
-    slot: int | None
-    angle: float | None
-
-
-def pauli_gather_tables(readouts: Readouts, n_qubits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Index and coefficient tables that turn every readout into one gather.
-
-    A Pauli string P maps basis state i to i XOR m (m: its X/Y wires) with a phase c_i, so
-    ⟨ψ|P|ψ⟩ = Σ_i conj(ψ[i XOR m]) · c_i · ψ[i]. Returns (K, D) int64 indices i XOR m_k and
-    (K, D) complex128 coefficients c_{k,i}.
-    """
-    dim = 2**n_qubits
-    basis = np.arange(dim)
-    index = np.empty((len(readouts), dim), dtype=np.int64)
-    coeff = np.empty((len(readouts), dim), dtype=np.complex128)
-    for k, term in enumerate(readouts):
-        flip = np.zeros(dim, dtype=np.int64)
-        phase = np.ones(dim, dtype=np.complex128)
-        for letter, wire in zip(term.paulis, term.wires):
-            bit_value = 1 << (n_qubits - 1 - wire)  # wire 0 is the most significant bit
-            bit = (basis & bit_value) != 0
-            if letter in "XY":
-                flip |= bit_value
-            if letter == "Y":  # Y|0> = i|1>, Y|1> = -i|0>
-                phase = phase * np.where(bit, -1j, 1j)
-            elif letter == "Z":
-                phase = phase * np.where(bit, -1, 1)
-        index[k] = basis ^ flip
-        coeff[k] = phase
-    return index, coeff
+#: ``gradient="auto"`` uses the adjoint method from this many qubits on.
+ADJOINT_MIN_QUBITS = 8
 
 
 class TorchStatevectorProgram(Program):
@@ -68,22 +59,12 @@ class TorchStatevectorProgram(Program):
         super().__init__(backend, cell)
         self.device = backend.device
         self.dtype = backend.dtype
-        as_tensor = lambda a: torch.as_tensor(a, dtype=self.dtype, device=self.device)  # noqa: E731
-        self.gates = []
-        for gate in cell.circuit.gates:
-            fixed = gate.name in _matrices.FIXED
-            self.gates.append(
-                _CompiledGate(
-                    wires=gate.wires,
-                    matrix=as_tensor(_matrices.FIXED[gate.name]) if fixed else None,
-                    generator=None if fixed else as_tensor(_matrices.GENERATORS[gate.name]),
-                    slot=gate.slot,
-                    angle=gate.angle,
-                )
-            )
-        index, coeff = pauli_gather_tables(cell.readouts, cell.n_qubits)
-        self.readout_index = torch.as_tensor(index, device=self.device)  # (K, D)
-        self.readout_coeff = as_tensor(coeff)  # (K, D)
+        to = {"fused": backend.fused, "dtype": self.dtype, "device": self.device}
+        self.plan = Plan(cell.circuit, **to)
+        self.readout_plan = ReadoutPlan(cell.readouts, cell.n_qubits, **to)
+        self.gradient = backend.gradient
+        if self.gradient == "auto":
+            self.gradient = "adjoint" if cell.n_qubits >= ADJOINT_MIN_QUBITS else "autograd"
 
     def real_dtype(self) -> torch.dtype:
         return _REAL_OF[self.dtype]
@@ -93,47 +74,45 @@ class TorchStatevectorProgram(Program):
         state[:, 0] = 1
         return state
 
-    def _matrix(self, gate: _CompiledGate, thetas: torch.Tensor) -> torch.Tensor:
-        """(2^k, 2^k) for a fixed gate, else (B, 2^k, 2^k) = cos(θ/2) I - i sin(θ/2) G."""
-        if gate.matrix is not None:
-            return gate.matrix
-        if gate.slot is not None:
-            half = thetas[:, gate.slot, None, None] / 2  # (B, 1, 1)
-        else:
-            half = torch.tensor(gate.angle / 2, dtype=thetas.dtype, device=thetas.device)
-        eye = torch.eye(gate.generator.shape[0], dtype=self.dtype, device=self.device)
-        return torch.cos(half) * eye - 1j * torch.sin(half) * gate.generator
-
-    def apply(self, state: torch.Tensor, matrix: torch.Tensor, wires: tuple[int, ...]) -> torch.Tensor:
-        """Apply a (B or 1, 2^k, 2^k) matrix to ``wires`` of a (B, D) state."""
-        n, k, batch = self.cell.n_qubits, len(wires), state.shape[0]
-        axes = [1 + w for w in wires]
-        last = list(range(n + 1 - k, n + 1))
-        psi = state.reshape((batch,) + (2,) * n).movedim(axes, last)  # wires moved last
-        moved_shape = psi.shape
-        psi = psi.reshape(batch, -1, 2**k) @ matrix.transpose(-1, -2)  # (B, D/2^k, 2^k)
-        return psi.reshape(moved_shape).movedim(last, axes).reshape(batch, -1)
+    def _adjoint(self, state: torch.Tensor, thetas: torch.Tensor) -> bool:
+        """Whether this call records an adjoint step (a gradient is wanted and selected)."""
+        return (self.gradient == "adjoint" and torch.is_grad_enabled()
+                and (state.requires_grad or thetas.requires_grad))
 
     def evolve(self, state: torch.Tensor, thetas: torch.Tensor) -> torch.Tensor:
-        for gate in self.gates:
-            state = self.apply(state, self._matrix(gate, thetas), gate.wires)
-        return state
+        if self._adjoint(state, thetas):
+            return adjoint_step(self, state, thetas, with_readouts=False)[0]
+        return self.plan.run(state, thetas)
 
     def expectations(self, state: torch.Tensor) -> torch.Tensor:
-        flipped = state[:, self.readout_index]  # (B, K, D): ψ[i XOR m_k]
-        values = (flipped.conj() * self.readout_coeff * state[:, None, :]).sum(-1)
-        return values.real  # (B, K)
+        return self.readout_plan(state)
+
+    def step(self, state: torch.Tensor, thetas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One recurrent step: thetas (B, P) -> (new state (B, D), readouts (B, K)).
+
+        In adjoint mode the readouts are taken inside the step's autograd function, so that no
+        state is saved for them either.
+        """
+        thetas = self.check_thetas(thetas, self.batch_size(state))
+        if not self._adjoint(state, thetas):
+            state = self.plan.run(state, thetas)
+            return state, self.readout(state)
+        state, exact = adjoint_step(self, state, thetas, with_readouts=True)
+        return state, exact if self.backend.shots is None else self._sample(exact)
 
     def statevector(self, state: torch.Tensor) -> torch.Tensor:
         return state
 
 
 class TorchStatevectorBackend(Backend):
-    """Batched dense statevector in torch, differentiable by autograd; the default backend.
+    """Batched dense statevector in torch, differentiable; the default backend.
 
     Args:
         device: torch device for states and compiled tables (``"cpu"``, ``"cuda"``, ``"cuda:1"``).
         dtype: ``"complex64"`` (default, fast) or ``"complex128"``.
+        fused: run the fused plan (default) or every gate on its own (the reference path).
+        gradient: ``"auto"`` (default), ``"adjoint"`` (memory-flat in the sequence length) or
+            ``"autograd"``; see the module docstring.
         shots, seed: see :class:`Backend`.
     """
 
@@ -150,6 +129,8 @@ class TorchStatevectorBackend(Backend):
         *,
         device: str | torch.device = "cpu",
         dtype: str | torch.dtype = "complex64",
+        fused: bool = True,
+        gradient: str = "auto",
         shots: int | None = None,
         seed: int | None = None,
     ) -> None:
@@ -166,7 +147,13 @@ class TorchStatevectorBackend(Backend):
             raise QRNNError(f"'device' is not a torch device: {device!r} ({error})") from None
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise QRNNError(f"device {device!r} requested but torch sees no CUDA device")
+        if not isinstance(fused, bool):
+            raise QRNNError(f"'fused' must be True or False (got {fused!r})")
+        if gradient not in GRADIENTS:
+            raise QRNNError(f"'gradient' must be one of {GRADIENTS} (got {gradient!r})")
         self.dtype = dtype
+        self.fused = fused
+        self.gradient = gradient
 
     @property
     def tolerance(self) -> float:
