@@ -12,7 +12,10 @@ from qrnn.tasks.base import TASKS, GeneratedTask, Splits, Task, get_task
 from qrnn.tasks.copying import CopyingTask
 from qrnn.tasks.digits import DigitsTask
 from qrnn.tasks.images import ImageSequenceTask
+from qrnn.tasks.lm import LanguageModelTask
 from qrnn.tasks.mnist import FashionMNISTTask, MNISTTask
+from qrnn.tasks.sentiment import SentimentTask
+from qrnn.tasks.translation import TranslationTask
 
 __all__ = [
     "TASKS",
@@ -22,8 +25,11 @@ __all__ = [
     "FashionMNISTTask",
     "GeneratedTask",
     "ImageSequenceTask",
+    "LanguageModelTask",
     "MNISTTask",
+    "SentimentTask",
     "Splits",
     "Task",
+    "TranslationTask",
     "get_task",
 ]
