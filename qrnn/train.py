@@ -25,6 +25,7 @@ import numpy as np
 import tomllib
 import torch
 
+from qrnn import distributed
 from qrnn.errors import QRNNError
 from qrnn.model import ModelConfig, parameter_report
 from qrnn.tasks import get_task
@@ -55,7 +56,7 @@ class TrainConfig:
     warmup_steps: int = 0  # linear warm-up steps before the schedule
     patience: int | None = None  # early stopping: epochs without improvement; None disables
     seed: int = 0  # weights, data order and dropout
-    device: str = "cpu"  # torch device of the classical parts and the statevector
+    device: str = "cpu"  # of the model and the statevector; cuda: cuda:LOCAL_RANK under torchrun
     eval_batch_size: int = 256
     steps_per_epoch: int | None = None  # cap on batches per epoch, for quick runs
     time_limit: float | None = None  # seconds of training before stopping after an epoch
@@ -182,17 +183,23 @@ class Trainer:
         self.progress = progress
         train = config.train
         seed_everything(train.seed)
-        self.device = torch.device(train.device)
+        # Under torchrun this process is one rank of a data-parallel job (qrnn.distributed).
+        self.world, self.device = distributed.setup(train.device)
+        self.local_batch_size = self.world.local_batch_size(train.batch_size)
         self.task = get_task(config.task, seed=train.seed, **config.task_options)
         self.task.bind_run(self.run_dir, batch_size=train.batch_size)
-        self.splits = self.task.splits()
+        with self.world.main_first():  # rank 0 fetches or unpacks data before the others read
+            self.splits = self.task.splits()
         model_config = config.model
         if self.device.type != "cpu" and model_config.model == "qrnn":
+            # The statevector lives with the parameters: this process's device wins.
             model_config = attrs.evolve(
                 model_config,
-                backend_options={"device": str(self.device), **model_config.backend_options},
+                backend_options={**model_config.backend_options, "device": str(self.device)},
             )
         self.model = self.task.build_model(model_config).to(self.device)
+        # Training batches go through DistributedDataParallel in a data-parallel job.
+        self.train_model = self.world.wrap(self.model, self.device)
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=train.lr, weight_decay=train.weight_decay
         )
@@ -290,9 +297,11 @@ class Trainer:
         else:  # e.g. language modelling, whose batches continue each other
             order = torch.arange(n_train)
         order = order[: self.steps_per_epoch * train.batch_size]
-        all_batches = list(iterate_batches(self.splits.train.tensors, train.batch_size, order))
+        # This rank's B / W samples of every global batch (all of them in one process).
+        shard = self.world.shard(order)
+        all_batches = list(iterate_batches(self.splits.train.tensors, self.local_batch_size, shard))
         bar = None
-        if self.progress:
+        if self.progress and self.world.is_main:
             from tqdm import tqdm
 
             bar = tqdm(
@@ -303,26 +312,29 @@ class Trainer:
                 desc=f"epoch {self.epoch + 1}/{train.epochs}",
                 unit="step",
             )
-        self.model.train()
+        self.train_model.train()
         try:
             for batch in all_batches[self.batch_in_epoch :]:
+                if self.world.distributed:  # own dropout masks per rank, the same on resume
+                    seed_everything(self.world.batch_seed(train.seed, self.step))
                 self._rng = self._rng_state()
                 started = time.perf_counter()
                 batch = tuple(t.to(self.device) for t in batch)
-                logits, targets = self.task.forward(self.model, batch)
+                logits, targets = self.task.forward(self.train_model, batch)
                 loss = self.task.loss(logits, targets)
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                loss.backward()  # DDP averages the ranks' gradients here
                 if train.clip_norm:
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), train.clip_norm)
                 self.optimizer.step()
                 self.scheduler.step()
+                batch_loss = self.world.mean(loss)  # the global batch's; waits for the device
                 self.step += 1
                 self.batch_in_epoch += 1
                 self.elapsed += time.perf_counter() - started
-                self.epoch_losses.append(loss.item())
+                self.epoch_losses.append(batch_loss)
                 if bar is not None:
-                    bar.set_postfix(loss=f"{loss.item():.4f}")
+                    bar.set_postfix(loss=f"{batch_loss:.4f}")
                     bar.update()
         finally:
             if bar is not None:
@@ -332,27 +344,38 @@ class Trainer:
 
     def fit(self) -> list[dict]:
         """Train until the configured epochs, early stopping or the time limit; return the
-        metrics of the epochs trained in this call. Ctrl-C saves a checkpoint and returns."""
+        metrics of the epochs trained in this call. Ctrl-C saves a checkpoint and returns.
+
+        In a data-parallel job every rank calls it and gets the same records; rank 0 evaluates
+        and writes the run directory.
+        """
         train = self.config.train
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / CONFIG_FILE).write_text(json.dumps(self.config.to_dict(), indent=2))
+        main = self.world.is_main
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / CONFIG_FILE).write_text(json.dumps(self.config.to_dict(), indent=2))
         primary = self.task.primary_metric
         records = []
         while self.epoch < train.epochs:
             try:
                 train_loss = self._train_epoch()
             except KeyboardInterrupt:
-                self.save_checkpoint()
-                logger.warning(
-                    "interrupted: checkpoint saved in %s (epoch %d, batch %d)",
-                    self.run_dir,
-                    self.epoch + 1,
-                    self.batch_in_epoch,
-                )
+                if main:  # its state after its last step is every rank's (no collective here)
+                    self.save_checkpoint()
+                    logger.warning(
+                        "interrupted: checkpoint saved in %s (epoch %d, batch %d)",
+                        self.run_dir,
+                        self.epoch + 1,
+                        self.batch_in_epoch,
+                    )
                 raise
-            valid = self.task.evaluate(
-                self.model, self.splits.valid, train.eval_batch_size, self.device
-            )
+            valid = None
+            if main:
+                valid = self.task.evaluate(
+                    self.model, self.splits.valid, train.eval_batch_size, self.device
+                )
+            # Every rank decides from rank 0's numbers, so all stop at the same epoch.
+            valid, self.elapsed = self.world.broadcast((valid, self.elapsed))
             self.epoch += 1
             self.batch_in_epoch = 0
             self.epoch_losses = []
@@ -362,7 +385,8 @@ class Trainer:
             )
             if improved:
                 self.best, self.stale_epochs = score, 0
-                atomic_save(self.model.state_dict(), self.run_dir / BEST_FILE)
+                if main:
+                    atomic_save(self.model.state_dict(), self.run_dir / BEST_FILE)
             else:
                 self.stale_epochs += 1
             record = {
@@ -373,17 +397,20 @@ class Trainer:
                 "lr": self.scheduler.get_last_lr()[0],
                 "elapsed_s": round(self.elapsed, 3),
                 "steps_per_s": round(self.step / max(self.elapsed, 1e-9), 3),
+                "processes": self.world.size,
             }
-            self._log(record)
             records.append(record)
-            self.save_checkpoint()
-            logger.info("epoch %d: %s", self.epoch, record)
+            if main:
+                self._log(record)
+                self.save_checkpoint()
+                logger.info("epoch %d: %s", self.epoch, record)
             if train.patience is not None and self.stale_epochs >= train.patience:
                 logger.info("early stopping: no improvement for %d epochs", train.patience)
                 break
             if train.time_limit is not None and self.elapsed >= train.time_limit:
                 logger.info("time limit of %.0f s reached", train.time_limit)
                 break
+        self.world.barrier()  # rank 0's files are complete before any rank reads them
         return records
 
     def test_metrics(self, split: str = "test", weights: str = BEST_FILE) -> dict[str, float]:
