@@ -67,7 +67,7 @@ class PennyLaneProgram(Program):
     def __init__(self, backend: PennyLaneBackend, cell: Cell) -> None:
         super().__init__(backend, cell)
         qml = self._qml = backend.qml
-        self.device = qml.device(backend.device_name, wires=cell.n_qubits, **backend.device_options)
+        self.device = backend.make_device(cell.n_qubits)
         self._wires = list(range(cell.n_qubits))
         self._differentiable = backend.capabilities.differentiable
         interface, diff_method = ("torch", "backprop") if self._differentiable else ("numpy", None)
@@ -114,13 +114,14 @@ class PennyLaneProgram(Program):
         return state
 
     def evolve(self, state: torch.Tensor, thetas: torch.Tensor) -> torch.Tensor:
-        return torch.as_tensor(self._evolve(*self._inputs(state, thetas)))
+        # complex128 whatever precision device options chose, so states keep one dtype
+        return torch.as_tensor(self._evolve(*self._inputs(state, thetas))).to(torch.complex128)
 
     def expectations(self, state: torch.Tensor) -> torch.Tensor:
         values = self._measure(*self._inputs(state))  # K arrays (B,)
         if self._differentiable:
-            return torch.stack(values, dim=1)
-        return torch.from_numpy(np.stack(values, axis=1))
+            return torch.stack(values, dim=1).to(torch.float64)
+        return torch.from_numpy(np.stack(values, axis=1)).to(torch.float64)
 
     def statevector(self, state: torch.Tensor) -> torch.Tensor:
         return state
@@ -130,8 +131,8 @@ class PennyLaneBackend(Backend):
     """A PennyLane statevector device as a backend; subclasses name the device.
 
     Args:
-        device_options: keyword arguments for ``qml.device`` besides the wires (e.g. a seed or
-            a thread count); ``wires`` and ``shots`` are qrnn's to set.
+        device_options: keyword arguments for ``qml.device`` besides the wires (e.g. ``seed``,
+            or ``max_workers`` of ``default.qubit``); ``wires`` and ``shots`` are qrnn's to set.
         shots, seed: see :class:`Backend`.
     """
 
@@ -149,6 +150,17 @@ class PennyLaneBackend(Backend):
                 raise QRNNError(f"'device_options' must not set {key!r}: {why}")
         self.device_options = device_options
         self.qml = _import_pennylane(self.name)
+        self.make_device(1)  # let the device judge its options now, not at the first prepare
+
+    def make_device(self, n_wires: int) -> Any:
+        """The PennyLane device on ``n_wires`` wires with this backend's ``device_options``."""
+        try:
+            return self.qml.device(self.device_name, wires=n_wires, **self.device_options)
+        except (TypeError, ValueError) as error:
+            raise QRNNError(
+                f"PennyLane device {self.device_name!r} rejected device_options "
+                f"{self.device_options!r}: {error}"
+            ) from None
 
     @property
     @abc.abstractmethod

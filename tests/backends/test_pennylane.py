@@ -133,6 +133,8 @@ def test_device_options():
     for key in ("wires", "shots"):
         with pytest.raises(qrnn.QRNNError, match=f"must not set '{key}'"):
             qrnn.get_backend(DEFAULT, device_options={key: 2})
+    with pytest.raises(qrnn.QRNNError, match=r"'lightning.qubit' rejected .*'num_threads'"):
+        qrnn.get_backend(LIGHTNING, device_options={"num_threads": 2})
 
 
 def test_uninstalled_device_is_unavailable():
