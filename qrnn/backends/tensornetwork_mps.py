@@ -161,7 +161,7 @@ def _factor(p: torch.Tensor, svd, isometry_left: bool) -> tuple[torch.Tensor, to
     return a.mH, b.mH
 
 
-@attrs.define(eq=False)
+@attrs.frozen(eq=False)
 class MPSState:
     """B matrix product states."""
 
