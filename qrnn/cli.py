@@ -1,4 +1,4 @@
-"""The ``qrnn`` command line: backends, train, eval, plot, validate, demo."""
+"""The ``qrnn`` command line: backends, train, eval, translate, plot, validate, demo."""
 
 from __future__ import annotations
 
@@ -181,10 +181,54 @@ def cmd_eval(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from qrnn.plot import plot_runs
+    from qrnn.plot import plot_attention, plot_runs
 
-    out = plot_runs([Path(p) for p in args.run_dirs], Path(args.out), metric=args.metric)
+    if args.attention:
+        if len(args.run_dirs) != 1:
+            raise QRNNError(f"--attention draws one run (got {len(args.run_dirs)} run directories)")
+        trainer = _translation_run(args.run_dirs[0])
+        task = trainer.task
+        sentence = args.sentence or task.pairs()["test"][0][0]
+        (translation,) = task.translate(trainer.model, [sentence], beam_size=args.beam)
+        out = plot_attention(
+            translation.attention,
+            translation.source_tokens,
+            translation.target_tokens,
+            Path(args.out or "attention.png"),
+            title=f"{sentence}\n-> {translation.text}",
+        )
+    else:
+        out = plot_runs(
+            [Path(p) for p in args.run_dirs], Path(args.out or "learning-curves.png"), args.metric
+        )
     print(f"wrote {out}")
+    return 0
+
+
+# -- qrnn translate -----------------------------------------------------------------------------
+
+
+def _translation_run(run_dir: str):
+    """The trainer of a finished translation run, with its best weights and saved vocabularies."""
+    import torch
+
+    from qrnn.tasks import TranslationTask
+    from qrnn.train import BEST_FILE, load_run
+
+    trainer = load_run(run_dir)
+    if not isinstance(trainer.task, TranslationTask):
+        raise QRNNError(f"{run_dir!r} trained the task {trainer.config.task!r}, not translation")
+    best = Path(run_dir) / BEST_FILE
+    if not best.exists():
+        raise QRNNError(f"{run_dir!r} has no {BEST_FILE} yet: train at least one epoch")
+    trainer.model.load_state_dict(torch.load(best, map_location=trainer.device))
+    return trainer
+
+
+def cmd_translate(args) -> int:
+    trainer = _translation_run(args.run_dir)
+    for translation in trainer.task.translate(trainer.model, args.sentences, args.beam):
+        print(translation.text)
     return 0
 
 
@@ -245,7 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     train = sub.add_parser("train", help="train a model on a task")
-    train.add_argument("task", nargs="?", help="copying, adding, digits, mnist, fashion-mnist")
+    train.add_argument(
+        "task",
+        nargs="?",
+        help="copying, adding, digits, mnist, fashion-mnist, sentiment, lm, translation",
+    )
     train.add_argument("--preset", help="TOML preset (default: qrnn/configs/TASK.toml)")
     train.add_argument("--model", choices=["qrnn", "rnn", "lstm", "gru", "scornn"])
     train.add_argument("--backend", help="backend name, e.g. torch.statevector")
@@ -294,11 +342,26 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", default="test", choices=["train", "valid", "test"])
     evaluate.set_defaults(func=cmd_eval)
 
-    plot = sub.add_parser("plot", help="learning curves of one or more runs to a PNG")
+    plot = sub.add_parser(
+        "plot", help="learning curves of runs, or a translation's attention, to a PNG"
+    )
     plot.add_argument("run_dirs", nargs="+")
-    plot.add_argument("--out", default="learning-curves.png")
+    plot.add_argument("--out", help="default: learning-curves.png, or attention.png")
     plot.add_argument("--metric", help="validation metric to plot beside the loss")
+    plot.add_argument(
+        "--attention",
+        action="store_true",
+        help="heat map of a translation run's attention weights while it translates a sentence",
+    )
+    plot.add_argument("--sentence", help="with --attention: the source (default: the first test)")
+    plot.add_argument("--beam", type=int, help="with --attention: beam size (default: the run's)")
     plot.set_defaults(func=cmd_plot)
+
+    translate = sub.add_parser("translate", help="translate sentences with a trained run")
+    translate.add_argument("run_dir")
+    translate.add_argument("sentences", nargs="+", metavar="SENTENCE")
+    translate.add_argument("--beam", type=int, help="beam size (default: the run's; 1: greedy)")
+    translate.set_defaults(func=cmd_translate)
 
     check = sub.add_parser(
         "validate", help="run the same cells (and a trained run) on several backends and compare"

@@ -1,9 +1,14 @@
-"""Learning curves of one or more runs, drawn from their ``metrics.jsonl`` to a PNG."""
+"""Learning curves of one or more runs, drawn from their ``metrics.jsonl`` to a PNG, and the
+attention weights of a translation as a heat map."""
 
 from __future__ import annotations
 
 import json
+import textwrap
+from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 from qrnn.errors import QRNNError
 from qrnn.train import METRICS_FILE
@@ -58,4 +63,62 @@ def plot_runs(run_dirs: list[Path], out: Path, metric: str | None = None) -> Pat
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
     plt.close(fig)
+    return out
+
+
+# Fonts with Japanese and Chinese glyphs, used for the labels when one is installed (e.g. the
+# Debian packages fonts-noto-cjk or fonts-ipafont-gothic); DejaVu Sans has none.
+CJK_FONTS = ("Noto Sans CJK JP", "Noto Sans JP", "IPAexGothic", "IPAGothic", "TakaoGothic",
+             "VL Gothic", "WenQuanYi Zen Hei", "Droid Sans Fallback")
+
+
+def plot_attention(
+    weights: np.ndarray,
+    source_tokens: Sequence[str],
+    target_tokens: Sequence[str],
+    out: Path,
+    title: str | None = None,
+) -> Path:
+    """Heat map of a translation's attention: one row per output token, one column per source
+    token, darker where the decoder looked.
+
+    Args:
+        weights: (T_out, S) attention weights, each row summing to one.
+        source_tokens: the S source tokens (column labels).
+        target_tokens: the output tokens (row labels); a last row beyond them is ``<eos>``.
+        out: the PNG to write.
+        title: a title above the map.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib import font_manager
+
+    rows, columns = weights.shape
+    if columns != len(source_tokens) or rows not in (len(target_tokens), len(target_tokens) + 1):
+        raise QRNNError(
+            f"attention weights of shape {weights.shape} do not fit {len(target_tokens)} output "
+            f"and {len(source_tokens)} source tokens: expected ({len(target_tokens)} or "
+            f"{len(target_tokens) + 1}, {len(source_tokens)})"
+        )
+    installed = {font.name for font in font_manager.fontManager.ttflist}
+    families = ["DejaVu Sans", *(name for name in CJK_FONTS if name in installed)]
+    labels = [*target_tokens, "<eos>"][:rows]
+    with plt.rc_context({"font.family": families}):
+        fig, ax = plt.subplots(figsize=(max(4.0, 1.6 + 0.32 * columns), 1.4 + 0.3 * rows))
+        image = ax.imshow(weights, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
+        ax.set_xticks(range(columns), [t if t.strip() else "␣" for t in source_tokens])
+        ax.set_yticks(range(rows), labels)
+        ax.tick_params(axis="x", labelrotation=90 if max(map(len, source_tokens)) > 1 else 0)
+        ax.set(xlabel="source", ylabel="output")
+        if title:
+            width = max(30, int(7 * fig.get_figwidth()))  # characters that fit across
+            lines = [textwrap.fill(line, width) for line in title.splitlines()]
+            ax.set_title("\n".join(lines), fontsize="small")
+        fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02)
+        fig.tight_layout()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, dpi=120)
+        plt.close(fig)
     return out
