@@ -24,6 +24,8 @@ DEFAULT_PLUGINS = (
     "qrnn.backends.numpy_sv",
     "qrnn.backends.torch_sv",
     "qrnn.backends.qiskit_aer",
+    "qrnn.backends.pennylane_device",
+    "qrnn.backends.tensornetwork_mps",
 )
 
 pm = pluggy.PluginManager("qrnn")
