@@ -239,7 +239,7 @@ def resolve_device(requested: str | torch.device, world: World) -> torch.device:
     return device
 
 
-def timeout() -> datetime.timedelta:
+def collective_timeout() -> datetime.timedelta:
     """How long a collective may wait for the other ranks: ``$QRNN_DIST_TIMEOUT`` seconds."""
     value = os.environ.get(TIMEOUT_ENV)
     try:
@@ -273,7 +273,7 @@ def setup(requested_device: str | torch.device) -> tuple[World, torch.device]:
             torch.cuda.set_device(device)  # NCCL's collectives run on the current device
         try:
             dist.init_process_group(
-                backend, rank=world.rank, world_size=world.size, timeout=timeout()
+                backend, rank=world.rank, world_size=world.size, timeout=collective_timeout()
             )
         except ValueError as error:  # e.g. MASTER_ADDR unset outside torchrun
             raise QRNNError(

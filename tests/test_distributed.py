@@ -21,7 +21,7 @@ from torch.overrides import TorchFunctionMode
 import qrnn
 from qrnn.backends.base import Program
 from qrnn.cli import main
-from qrnn.distributed import World, resolve_device, timeout, world_from_env
+from qrnn.distributed import World, collective_timeout, resolve_device, world_from_env
 from qrnn.errors import QRNNError
 from qrnn.model import ModelConfig
 from qrnn.tasks.base import iterate_batches
@@ -101,10 +101,10 @@ def test_world_from_torchrun_environment():
 
 def test_collective_timeout_from_environment(monkeypatch):
     monkeypatch.setenv("QRNN_DIST_TIMEOUT", "45")
-    assert timeout().total_seconds() == 45
+    assert collective_timeout().total_seconds() == 45
     monkeypatch.setenv("QRNN_DIST_TIMEOUT", "-1")
     with pytest.raises(QRNNError, match="positive number of seconds .got '-1'"):
-        timeout()
+        collective_timeout()
 
 
 # -- device choice -------------------------------------------------------------------------------
