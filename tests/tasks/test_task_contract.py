@@ -21,7 +21,9 @@ TINY = {
 
 
 def test_registry_lists_every_task():
-    assert set(TASKS) == {"copying", "adding", "digits", "mnist", "fashion-mnist"}
+    sequence_tasks = {"copying", "adding", "digits", "mnist", "fashion-mnist"}
+    text_tasks = {"sentiment", "lm", "translation"}
+    assert set(TASKS) == sequence_tasks | text_tasks
     for name, cls in TASKS.items():
         assert issubclass(cls, Task) and cls.name == name
 
