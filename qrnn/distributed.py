@@ -17,7 +17,7 @@ What keeps a run of W processes equivalent to one process:
 - Weights start identical: every rank seeds the same, and DDP broadcasts rank 0's anyway. Each
   rank draws its own random numbers (dropout) from a seed of (seed, rank, step)
   (:meth:`World.batch_seed`).
-- Rank 0 evaluates and writes metrics, checkpoints and plots; the numbers the decisions rest on
+- Rank 0 evaluates and writes the run directory; the numbers the decisions rest on
   (validation metrics, elapsed time) are broadcast from it, so all ranks stop together and none
   waits in a collective the others skipped.
 - A collective that waits longer than ``QRNN_DIST_TIMEOUT`` seconds (default 1800) fails, and
