@@ -80,7 +80,7 @@ def plot_attention(
     title: str | None = None,
 ) -> Path:
     """Heat map of a translation's attention: one row per output token, one column per source
-    token, darker where the decoder looked.
+    token, darker where the decoder looked (the scale runs from 0 to the largest weight).
 
     Args:
         weights: (T_out, S) attention weights, each row summing to one.
@@ -107,7 +107,9 @@ def plot_attention(
     labels = [*target_tokens, "<eos>"][:rows]
     with plt.rc_context({"font.family": families}):
         fig, ax = plt.subplots(figsize=(max(4.0, 1.6 + 0.32 * columns), 1.4 + 0.3 * rows))
-        image = ax.imshow(weights, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
+        # the scale ends at the largest weight, so that nearly uniform attention shows its shape
+        image = ax.imshow(weights, cmap="Greys", vmin=0.0, vmax=float(weights.max()),
+                          aspect="auto")
         ax.set_xticks(range(columns), [t if t.strip() else "␣" for t in source_tokens])
         ax.set_yticks(range(rows), labels)
         ax.tick_params(axis="x", labelrotation=90 if max(map(len, source_tokens)) > 1 else 0)

@@ -175,7 +175,8 @@ class LanguageModelTask(Task):
         self.vocabularies = RunVocabularies()
         self.streams = DEFAULT_STREAMS
         self._lines: dict[str, list[str]] | None = None
-        self._carry: tuple[int, Any] | None = None  # (segment, detached state) of the last batch
+        # ((segment, rows), detached state) of the last training batch
+        self._carry: tuple[tuple[int, int], Any] | None = None
         self.seq_len = self.bptt
 
     # -- data -----------------------------------------------------------------------------------
@@ -252,20 +253,23 @@ class LanguageModelTask(Task):
         """One training segment: (inputs (B, L), targets (B, L), segment (B,)).
 
         The state starts from the previous batch's final state, detached, when this batch is
-        the next segment; otherwise (a new epoch, a resumed run) from the initial state.
+        the next segment of the same streams; otherwise (a new epoch, a resumed run) from the
+        initial state. In a data-parallel job each process gets the same streams of every
+        segment, so it carries its own part of the state.
         """
         inputs, targets, segment = batch
-        if len(segment) != self.streams or bool((segment != segment[0]).any()):
+        if bool((segment != segment[0]).any()):
             raise QRNNError(
-                f"lm: a training batch must be one segment of all {self.streams} streams; "
-                "train with the batch size the task was laid out for (Trainer.bind_run)"
+                f"lm: a training batch must be one segment of the {self.streams} streams (got "
+                f"rows of segments {sorted(set(segment.tolist()))}); train with the batch size "
+                "the task was laid out for (Task.bind_run)"
             )
         index = int(segment[0])
         state = None
-        if self._carry is not None and self._carry[0] == index - 1:
+        if self._carry is not None and self._carry[0] == (index - 1, len(segment)):
             state = self._carry[1]
         logits, state = model(inputs, state=state, return_state=True)
-        self._carry = (index, detach_state(state))
+        self._carry = ((index, len(segment)), detach_state(state))
         return logits, targets
 
     @torch.no_grad()
