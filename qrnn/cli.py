@@ -99,14 +99,11 @@ def resolve_config(args):
 
 
 def _check_device(config) -> None:
-    import torch
-
     import qrnn
+    from qrnn import distributed
     from qrnn.registry import REGISTRY
 
-    device = torch.device(config.train.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise QRNNError(f"--device {config.train.device} requested but torch sees no CUDA device")
+    device = distributed.resolve_device(config.train.device, distributed.world_from_env())
     if config.model.model == "qrnn":
         qrnn.list_backends()  # load plugins
         devices = REGISTRY.lookup(config.model.backend).capabilities.devices
@@ -131,10 +128,15 @@ def cmd_train(args) -> int:
     from qrnn.train import Trainer
 
     if args.resume:
-        trainer = Trainer.resume(args.resume, progress=not args.quiet)
-        print(
-            f"resuming {args.resume} at epoch {trainer.epoch + 1}, batch {trainer.batch_in_epoch}"
-        )
+        from qrnn.train import read_run_config
+
+        config = read_run_config(args.resume, need_checkpoint=True)
+        if args.device:
+            config = config.override(train={"device": args.device})
+        _check_device(config)
+        trainer = Trainer.resume(args.resume, progress=not args.quiet, device=args.device)
+        started = f"resuming {args.resume} at epoch {trainer.epoch + 1}, "
+        started += f"batch {trainer.batch_in_epoch}"
     else:
         if not args.task:
             raise QRNNError("name a task (qrnn train copying ...) or pass --resume RUN_DIR")
@@ -144,16 +146,20 @@ def cmd_train(args) -> int:
             f"{config.task}-{config.model.model}-{time.strftime('%Y%m%d-%H%M%S')}"
         )
         trainer = Trainer(config, run_dir, progress=not args.quiet)
-        print(f"training {config.model.model} on {trainer.task.describe()}")
+        started = f"training {config.model.model} on {trainer.task.describe()}"
+    say = print if trainer.world.is_main else (lambda *_: None)  # one voice under torchrun
+    say(started)
     try:
         for record in trainer.fit():
-            print(json.dumps(record))
+            say(json.dumps(record))
     except KeyboardInterrupt:
-        print(
+        say(
             f"\ninterrupted; checkpoint saved. Continue with: qrnn train --resume {trainer.run_dir}"
         )
         return 130
-    _print_result(trainer, trainer.test_metrics())
+    test = trainer.test_metrics()
+    if trainer.world.is_main:
+        _print_result(trainer, test)
     return 0
 
 

@@ -269,15 +269,19 @@ class Trainer:
         random.setstate(state["rng"]["python"])
 
     @classmethod
-    def resume(cls, run_dir: str | Path, progress: bool = True) -> Trainer:
-        """Rebuild a trainer from a run directory and continue where it stopped."""
-        run_dir = Path(run_dir)
-        if not (run_dir / CONFIG_FILE).exists() or not (run_dir / CHECKPOINT_FILE).exists():
-            raise QRNNError(
-                f"{str(run_dir)!r} is not a run directory with a checkpoint "
-                f"(expected {CONFIG_FILE} and {CHECKPOINT_FILE})"
-            )
-        config = RunConfig.from_dict(json.loads((run_dir / CONFIG_FILE).read_text()))
+    def resume(
+        cls, run_dir: str | Path, progress: bool = True, device: str | None = None
+    ) -> Trainer:
+        """Rebuild a trainer from a run directory and continue where it stopped.
+
+        Args:
+            run_dir: a run directory with a checkpoint.
+            progress: show a progress bar.
+            device: train on this device instead of the run's (e.g. a GPU run resumed on CPU).
+        """
+        config = read_run_config(run_dir, need_checkpoint=True)
+        if device is not None:
+            config = config.override(train={"device": device})
         trainer = cls(config, run_dir, progress=progress)
         trainer.load_checkpoint()
         return trainer
@@ -433,25 +437,49 @@ class Trainer:
         }
 
 
-def load_run(
-    run_dir: str | Path, backend: str | None = None, backend_options: dict | None = None
-) -> Trainer:
-    """A trainer for a finished run with its best weights, optionally on another backend."""
+def read_run_config(run_dir: str | Path, need_checkpoint: bool = False) -> RunConfig:
+    """The configuration saved in a run directory."""
     run_dir = Path(run_dir)
-    if not (run_dir / CONFIG_FILE).exists():
-        raise QRNNError(f"{str(run_dir)!r} is not a run directory (no {CONFIG_FILE})")
-    config = RunConfig.from_dict(json.loads((run_dir / CONFIG_FILE).read_text()))
+    needed = [CONFIG_FILE, CHECKPOINT_FILE] if need_checkpoint else [CONFIG_FILE]
+    missing = [name for name in needed if not (run_dir / name).exists()]
+    if missing:
+        raise QRNNError(
+            f"{str(run_dir)!r} is not a run directory{' with a checkpoint' * need_checkpoint} "
+            f"(missing {', '.join(missing)})"
+        )
+    return RunConfig.from_dict(json.loads((run_dir / CONFIG_FILE).read_text()))
+
+
+def load_run(
+    run_dir: str | Path,
+    backend: str | None = None,
+    backend_options: dict | None = None,
+    device: str | None = None,
+) -> Trainer:
+    """A trainer for a finished run, optionally on another backend or device.
+
+    A QRNN evaluated on a backend that cannot run on the run's device (a GPU run evaluated on
+    ``numpy.statevector``) is evaluated on the CPU unless ``device`` says otherwise.
+    """
+    config = read_run_config(run_dir)
     if backend is not None or backend_options:
         if config.model.model != "qrnn":
             raise QRNNError(
                 f"a backend choice applies to QRNN runs; this run trained a "
                 f"{config.model.model!r} model"
             )
+        backend = backend or config.model.backend
         config = config.override(
-            model={
-                "backend": backend or config.model.backend,
-                "backend_options": backend_options or {},
-            }
+            model={"backend": backend, "backend_options": backend_options or {}}
         )
-    trainer = Trainer(config, run_dir, progress=False)
-    return trainer
+        if device is None:
+            from qrnn.registry import REGISTRY, list_backends
+
+            list_backends()  # loads the plugins
+            devices = REGISTRY.lookup(backend).capabilities.devices
+            if torch.device(config.train.device).type not in devices:
+                logger.info("backend %r runs on %s: evaluating on cpu", backend, sorted(devices))
+                device = "cpu"
+    if device is not None:
+        config = config.override(train={"device": device})
+    return Trainer(config, run_dir, progress=False)
