@@ -9,22 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from qrnn.assignments import parse_assignments
 from qrnn.errors import QRNNError
-
-
-def _parse_assignments(items: list[str], flag: str) -> dict:
-    """KEY=VALUE pairs; VALUE is read as JSON when it parses (numbers, booleans, lists)."""
-    values = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise QRNNError(f"{flag} must look like KEY=VALUE (got {item!r})")
-        try:
-            values[key] = json.loads(value)
-        except json.JSONDecodeError:
-            values[key] = value
-    return values
-
 
 # -- qrnn backends ------------------------------------------------------------------------------
 
@@ -86,11 +72,11 @@ def resolve_config(args):
         if value is not None:
             sections[section][field] = value
     if args.backend_option:
-        sections["model"]["backend_options"] = _parse_assignments(
+        sections["model"]["backend_options"] = parse_assignments(
             args.backend_option, "--backend-option"
         )
-    sections["task_options"].update(_parse_assignments(args.task_option, "--task-option"))
-    for key, value in _parse_assignments(args.set, "--set").items():
+    sections["task_options"].update(parse_assignments(args.task_option, "--task-option"))
+    for key, value in parse_assignments(args.set, "--set").items():
         section, _, field = key.partition(".")
         if section not in sections or not field:
             raise QRNNError(f"--set keys look like model.hidden or train.lr (got {key!r})")
@@ -169,7 +155,7 @@ def cmd_train(args) -> int:
 def cmd_eval(args) -> int:
     from qrnn.train import load_run
 
-    options = _parse_assignments(args.backend_option, "--backend-option")
+    options = parse_assignments(args.backend_option, "--backend-option")
     trainer = load_run(args.run_dir, backend=args.backend, backend_options=options)
     metrics = trainer.test_metrics(split=args.split)
     backend = args.backend or trainer.config.model.backend
@@ -248,7 +234,7 @@ def _backend_options(items: list[str]) -> dict[str, dict]:
         name, sep, assignment = item.partition(":")
         if not sep:
             raise QRNNError(f"--option must look like NAME:KEY=VALUE (got {item!r})")
-        options.setdefault(name, {}).update(_parse_assignments([assignment], "--option"))
+        options.setdefault(name, {}).update(parse_assignments([assignment], "--option"))
     return options
 
 

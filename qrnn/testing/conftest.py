@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 import qrnn
+from qrnn.assignments import parse_assignments
+from qrnn.errors import QRNNError
 
 
 def pytest_addoption(parser):
@@ -23,16 +23,10 @@ def pytest_addoption(parser):
 
 
 def _parse_options(items: list[str]) -> dict:
-    options = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise pytest.UsageError(f"--option must look like KEY=VALUE (got {item!r})")
-        try:
-            options[key] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key] = value
-    return options
+    try:
+        return parse_assignments(items, "--option")
+    except QRNNError as error:
+        raise pytest.UsageError(str(error)) from None
 
 
 def pytest_generate_tests(metafunc):
