@@ -27,7 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     if extra and extra[0] == "--":
         extra = extra[1:]
     import qrnn
+    from qrnn.assignments import parse_assignments
 
+    try:
+        parse_assignments(args.option, "--option")
+    except qrnn.QRNNError as error:
+        print(f"qrnn-backend-test: {error}", file=sys.stderr)
+        return 2
     if args.backend not in qrnn.list_backends():
         try:
             qrnn.get_backend(args.backend)
