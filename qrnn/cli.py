@@ -267,7 +267,8 @@ def cmd_validate(args) -> int:
 def cmd_demo(args) -> int:
     from qrnn.demo import run_demo
 
-    run_demo(Path(args.run_dir), time_budget=args.minutes * 60, progress=not args.quiet)
+    budget = None if args.minutes is None else args.minutes * 60
+    run_demo(Path(args.run_dir), time_budget=budget, progress=not args.quiet)
     return 0
 
 
@@ -377,7 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="train a QRNN and an LSTM on copying memory and compare")
     demo.add_argument("--run-dir", default="runs/demo")
-    demo.add_argument("--minutes", type=float, default=4.0, help="training budget per model")
+    demo.add_argument(
+        "--minutes", type=float, help="cap on training minutes per model (default: none)"
+    )
     demo.add_argument("-q", "--quiet", action="store_true")
     demo.set_defaults(func=cmd_demo)
     return parser
