@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -131,3 +132,24 @@ def test_validate_random_cells_and_a_trained_run(tmp_path, capsys):
 def test_validate_option_syntax(capsys):
     assert main(["validate", "torch.statevector", "--option", "shots=10"]) == 2
     assert "NAME:KEY=VALUE" in capsys.readouterr().err
+
+
+def test_demo_prints_the_comparison_table(tmp_path, capsys, monkeypatch):
+    import qrnn.demo
+
+    (tmp_path / "copying.toml").write_text(
+        'task = "copying"\n'
+        "[task_options]\ndelay = 2\nn_train = 32\nn_valid = 8\nn_test = 8\n"
+        "[model]\nn_qubits = 2\nn_layers = 1\nhidden = 4\nembed_dim = 2\n"
+        "[train]\nepochs = 1\nbatch_size = 16\n"
+    )
+    monkeypatch.setattr(qrnn.demo, "PRESET_DIR", tmp_path)
+    assert main(["demo", "--run-dir", str(tmp_path / "demo"), "-q"]) == 0
+    out = capsys.readouterr().out
+    header = out.index("model")
+    rows = out[header:].splitlines()[1:3]
+    assert [row.split()[0] for row in rows] == ["qrnn", "lstm"]
+    memoryless = 10 * math.log(8) / 22
+    assert all(float(row.split()[3]) == pytest.approx(memoryless, abs=1e-4) for row in rows)
+    assert (tmp_path / "demo" / "qrnn" / "best.pt").exists()
+    assert (tmp_path / "demo" / "lstm" / "best.pt").exists()
