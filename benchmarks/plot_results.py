@@ -40,12 +40,12 @@ def plot(report: dict, out: Path) -> list[Path]:
 
     figure, axes = plt.subplots(figsize=(6.4, 4.2))
     for impl in impls:
-        points = sorted((r["T"], r["peak_rss_mb"] - r["setup_rss_mb"]) for r in rows
+        points = sorted((r["T"], r["peak_rss_mb"]) for r in rows
                         if r["impl"] == impl and r["n"] == 12)
         if len(points) > 1:
             axes.plot(*zip(*points, strict=True), marker="o", label=impl)
-    axes.set(xlabel="sequence length T", ylabel="peak RSS above setup (MiB)", xscale="log",
-             yscale="log", title=f"n = 12, B = {report['batch']}: memory of a training step")
+    axes.set(xlabel="sequence length T", ylabel="peak RSS of the process (MiB)", xscale="log",
+             yscale="log", title=f"n = 12, B = {report['batch']}: memory of training steps")
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(fontsize=8)
     figure.tight_layout()

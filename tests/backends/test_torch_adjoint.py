@@ -179,7 +179,12 @@ def test_adjoint_graph_holds_no_per_step_state():
     assert trajectory.state.data_ptr() == state.data_ptr()  # the tape's one state is the output
 
 
-def test_auto_picks_adjoint_for_larger_cells():
-    backend = qrnn.get_backend("torch.statevector")
-    assert backend.prepare(Cell.default(3)).gradient == "autograd"
-    assert backend.prepare(Cell.default(10)).gradient == "adjoint"
+def test_adjoint_is_the_default_and_no_grad_runs_plain():
+    program = qrnn.get_backend("torch.statevector").prepare(Cell.default(3))
+    assert program.backend.gradient == "adjoint"
+    thetas = torch.zeros(2, program.n_params, requires_grad=True)
+    state, _ = program.step(program.init_state(2), thetas)
+    assert hasattr(state, _LINK)
+    with torch.no_grad():
+        state, _ = program.step(program.init_state(2), thetas)
+    assert not hasattr(state, _LINK) and state.grad_fn is None
