@@ -1,14 +1,15 @@
 """Sequence to sequence with soft attention over the encoder's readouts.
 
-An encoder core reads the embedded source x_1..S (padded steps masked out) and gives its
-features m_1..S: for the QRNN, the readouts z^enc_1..S. The decoder core starts from the
-encoder's final state (for the QRNN, its final quantum state and readouts) and, at step t,
+An encoder core reads the embedded source x_1..S (padded steps masked out); attention reads
+its memory m_1..S: for the QRNN, the readouts z^enc_1..S (for a classical core, its hidden
+states). The decoder core starts from the encoder's final state (for the QRNN, its final quantum
+state and readouts) and, at step t,
 
-    u_t        = [Embed(y_{t-1}) ; c_{t-1}]           # input feeding: the last context
-    q_t, state = Decoder(u_t, state)                  # q_t: the decoder's readouts z^dec_t
-    α_t        = softmax_s score(q_t, m_s)            # over real source steps only, (B, S)
-    c_t        = Σ_s α_ts m_s                         # the context vector
-    logits_t   = W_o [q_t ; c_t] + b_o                # (B, V)
+    u_t           = [Embed(y_{t-1}) ; c_{t-1}]        # input feeding: the last context
+    f_t, state    = Decoder(u_t, state)               # f_t: z^dec_t, or [z^dec_t ; h_t]
+    α_t           = softmax_s score(q_t, m_s)         # q_t = z^dec_t; real source steps only
+    c_t           = Σ_s α_ts m_s                      # the context vector
+    logits_t      = W_o [f_t ; c_t] + b_o             # (B, V)
 
 with score dot (q·m), general (qᵀ W m) or additive (vᵀ tanh(W_q q + W_k m)), after Luong et al.
 (2015) and Bahdanau et al. (2015). Training uses teacher forcing (y_{t-1} is the reference);
@@ -30,6 +31,12 @@ from qrnn import baselines
 from qrnn.baselines import count_parameters
 from qrnn.errors import InvalidInputError, QRNNError
 from qrnn.model import ATTENTION_SCORES, ModelConfig, QRNNCore, run_core, state_batch_dim
+
+
+def attended_size(core: nn.Module) -> int:
+    """How many leading features of ``core`` attention reads: the QRNN's K readouts z_t (its
+    features are z_t or [z_t ; h_t]), a classical core's whole hidden state."""
+    return core.cell.n_readouts if isinstance(core, QRNNCore) else core.feature_size
 
 
 class Attention(nn.Module):
@@ -94,7 +101,7 @@ class Attention(nn.Module):
 class Encoded:
     """What the decoder needs from the encoder, batch-first (one row per sample or beam)."""
 
-    memory: torch.Tensor  # (B, S, F) encoder features m_s
+    memory: torch.Tensor  # (B, S, Fk) what attention reads: the encoder's readouts z^enc_s
     projected: torch.Tensor  # (B, S, *) Attention.project(memory)
     mask: torch.Tensor  # (B, S) bool, False at padded source steps
     state: Any  # the encoder's final state, the decoder's first
@@ -129,9 +136,12 @@ def select_state(state: Any, rows: torch.Tensor, batch_dim: int = 0) -> Any:
 class Seq2Seq(nn.Module):
     """Encoder core -> attention -> decoder core with input feeding.
 
+    Attention reads the :func:`attended_size` leading features of each core (the QRNN's
+    readouts); the output layer reads all the decoder's features and the context.
+
     Args:
         encoder: a recurrent core over the embedded source, ``input_size`` E.
-        decoder: a core of input size E + encoder.feature_size that accepts the encoder's
+        decoder: a core of input size E + attended_size(encoder) that accepts the encoder's
             final state as its own.
         n_source: source vocabulary size.
         n_target: target vocabulary size V.
@@ -161,16 +171,16 @@ class Seq2Seq(nn.Module):
         self.target_embed = nn.Embedding(n_target, embed_dim)
         self.encoder = encoder
         self.decoder = decoder
-        self.attention = Attention(
-            attention, decoder.feature_size, encoder.feature_size, attention_hidden
-        )
-        self.output = nn.Linear(decoder.feature_size + encoder.feature_size, n_target)
+        self.key_size, self.query_size = attended_size(encoder), attended_size(decoder)
+        self.attention = Attention(attention, self.query_size, self.key_size, attention_hidden)
+        self.output = nn.Linear(decoder.feature_size + self.key_size, n_target)
         self.pad_id, self.bos_id, self.eos_id = pad_id, bos_id, eos_id
         self._batch_dim = state_batch_dim(decoder)
 
     def encode(self, source: torch.Tensor, mask: torch.Tensor) -> Encoded:
         """Run the encoder over source ids (B, S) with their (B, S) mask."""
-        memory, state = run_core(self.encoder, self.source_embed(source), None, mask)
+        features, state = run_core(self.encoder, self.source_embed(source), None, mask)
+        memory = features[..., : self.key_size]  # (B, S, Fk)
         return Encoded(memory, self.attention.project(memory), mask, state)
 
     def step(
@@ -182,10 +192,11 @@ class Seq2Seq(nn.Module):
             (logits (B, V), state, context (B, Fk), attention weights (B, S)).
         """
         inputs = torch.cat([self.target_embed(tokens), context], dim=-1).unsqueeze(1)
-        features, state = self.decoder(inputs, state)  # (B, 1, Fq)
-        query = features[:, 0]
+        features, state = self.decoder(inputs, state)  # (B, 1, F)
+        features = features[:, 0]
+        query = features[:, : self.query_size]  # (B, Fq)
         context, weights = self.attention(query, encoded.memory, encoded.projected, encoded.mask)
-        return self.output(torch.cat([query, context], dim=-1)), state, context, weights
+        return self.output(torch.cat([features, context], dim=-1)), state, context, weights
 
     def forward(
         self, source: torch.Tensor, source_mask: torch.Tensor, target_in: torch.Tensor
@@ -306,7 +317,7 @@ def build_seq2seq(
 
     if config.model == "qrnn":
         encoder = QRNNCore(embed, config)
-        return make(encoder, QRNNCore(embed + encoder.feature_size, config))
+        return make(encoder, QRNNCore(embed + attended_size(encoder), config))
 
     def classical(width: int) -> Seq2Seq:
         return make(

@@ -312,6 +312,13 @@ def masked_cross_entropy(
     )
 
 
+def unigram_log_probs(targets: torch.Tensor, n_tokens: int) -> torch.Tensor:
+    """(V,) add-one smoothed log-frequencies of the ids in ``targets`` (``<pad>`` not counted):
+    the log-probabilities of a model that ignores the context."""
+    counts = torch.bincount(targets[targets != PAD_ID], minlength=n_tokens).double() + 1
+    return (counts / counts.sum()).log()
+
+
 # -- offline corpora shipped by PyPI packages ---------------------------------------------------
 
 

@@ -30,7 +30,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from qrnn.errors import QRNNError
-from qrnn.model import detach_state
+from qrnn.model import ModelConfig, detach_state
 from qrnn.tasks.base import Splits, Task, check_int, check_optional_int, seeded_generator
 from qrnn.text import (
     LEVELS,
@@ -41,6 +41,7 @@ from qrnn.text import (
     VocabularySpec,
     masked_cross_entropy,
     read_web_verses,
+    unigram_log_probs,
 )
 
 SPLITS = ("train", "valid", "test")
@@ -303,15 +304,25 @@ class LanguageModelTask(Task):
             loss = self.loss(logits, targets).item()
         return {"loss": loss, "perplexity": math.exp(loss)}
 
+    def unigram(self) -> torch.Tensor:
+        """(V,) log-probabilities of the add-one smoothed unigram model of the training text."""
+        return unigram_log_probs(self.splits().train.tensors[1], self.n_outputs)
+
+    def build_model(self, config: ModelConfig) -> nn.Module:
+        """Embedding -> core -> head, the head's bias set to the training unigram
+        log-probabilities: training starts from the model that ignores the context, instead of
+        spending its first thousand steps on the token frequencies."""
+        model = super().build_model(config)
+        with torch.no_grad():
+            model.head.bias.copy_(self.unigram())
+        return model
+
     def reference(self) -> dict[str, float]:
         """``unigram_perplexity``: test perplexity of the add-one training unigram model, which
         ignores the context."""
-        train = self.splits().train.tensors[1]
         test = self.splits().test.tensors[1]
-        counts = torch.bincount(train[train != PAD_ID], minlength=self.n_outputs).double() + 1
-        log_p = (counts / counts.sum()).log()
         test = test[test != PAD_ID]
-        return {"unigram_perplexity": math.exp(-log_p[test].mean().item())}
+        return {"unigram_perplexity": math.exp(-self.unigram()[test].mean().item())}
 
     def describe(self) -> str:
         vocab = self.vocabulary()

@@ -60,6 +60,7 @@ from qrnn.text import (
     read_kougo_verses,
     read_web_verses,
     trim,
+    unigram_log_probs,
 )
 
 SPLITS = ("train", "valid", "test")
@@ -349,8 +350,14 @@ class TranslationTask(Task):
     # -- the model, training and scoring --------------------------------------------------------
 
     def build_model(self, config: ModelConfig) -> nn.Module:
-        """The attention seq2seq; ``config.attention`` picks the score."""
-        return build_seq2seq(config, self.n_inputs, self.n_outputs, PAD_ID, BOS_ID, EOS_ID)
+        """The attention seq2seq (``config.attention`` picks the score), its output bias set to
+        the log-frequencies of the training target tokens, so that training starts from the
+        model that ignores the source and the context."""
+        model = build_seq2seq(config, self.n_inputs, self.n_outputs, PAD_ID, BOS_ID, EOS_ID)
+        with torch.no_grad():
+            targets = self.splits().train.tensors[2][:, 1:]  # after <bos>
+            model.output.bias.copy_(unigram_log_probs(targets, self.n_outputs))
+        return model
 
     def forward(self, model: nn.Module, batch: tuple[torch.Tensor, ...]):
         """Teacher forcing on (src, src_lengths, tgt, tgt_lengths, index): logits (B, T, V) for

