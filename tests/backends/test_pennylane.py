@@ -15,22 +15,10 @@ pytest.importorskip("pennylane")
 import qrnn  # noqa: E402
 from qrnn.backends import pennylane_device  # noqa: E402
 from qrnn.ir import GATE_SPECS, Cell, Circuit, Gate, PauliTerm, Readouts  # noqa: E402
-from qrnn.plugins import DEFAULT_PLUGINS, register_plugin, unregister_plugin  # noqa: E402
+from qrnn.plugins import register_plugin, unregister_plugin  # noqa: E402
 from qrnn.testing.cells import random_cell, random_thetas, run_sequence  # noqa: E402
 
-PLUGIN = "test-pennylane"
 DEFAULT, LIGHTNING = "pennylane.default.qubit", "pennylane.lightning.qubit"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def registered():
-    """Register the backends unless the built-ins already do."""
-    added = DEFAULT not in qrnn.list_backends()
-    if added:
-        register_plugin(pennylane_device, PLUGIN)
-    yield
-    if added:
-        unregister_plugin(PLUGIN)
 
 
 @pytest.fixture(scope="module")
@@ -156,15 +144,3 @@ def test_registration_does_not_import_pennylane():
             "m.DefaultQubitBackend.check_available(); print('pennylane' in sys.modules)")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.stdout.strip() == "False", run.stderr
-
-
-@pytest.mark.skipif(pennylane_device.__name__ in DEFAULT_PLUGINS,
-                    reason="a built-in: the conformance suite in qrnn/testing covers it")
-@pytest.mark.parametrize("name", [DEFAULT, LIGHTNING])
-def test_conformance_suite(name):
-    code = ("import sys, qrnn.backends.pennylane_device as m; from qrnn.plugins import "
-            "register_plugin; from qrnn.testing.runner import main; register_plugin(m, 'pl'); "
-            f"sys.exit(main(['--backend', {name!r}, '--', '-x']))")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
-    assert " passed" in run.stdout and "failed" not in run.stdout

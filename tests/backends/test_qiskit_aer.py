@@ -18,26 +18,13 @@ from qiskit_aer.noise import NoiseModel, depolarizing_error  # noqa: E402
 import qrnn  # noqa: E402
 from qrnn.backends import qiskit_aer  # noqa: E402
 from qrnn.ir import Cell, Circuit, Gate, PauliTerm, Readouts  # noqa: E402
-from qrnn.plugins import register_plugin, unregister_plugin  # noqa: E402
 from qrnn.testing.cells import random_cell, random_thetas, run_sequence  # noqa: E402
 
 # GenericBackendV2 has no T1/T2, so Aer warns that its noise model has no thermal relaxation.
 pytestmark = pytest.mark.filterwarnings("ignore:.*no QubitProperties:UserWarning")
 
-PLUGIN = "test-qiskit-aer"
 # A line of 5 qubits: a 3-qubit CNOT ring needs routing (SWAPs, a moved layout) on it.
 LINE = [[0, 1], [1, 0], [1, 2], [2, 1], [2, 3], [3, 2], [3, 4], [4, 3]]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def registered():
-    """Register the backend unless the built-ins already do."""
-    added = "qiskit.aer" not in qrnn.list_backends()
-    if added:
-        register_plugin(qiskit_aer, PLUGIN)
-    yield
-    if added:
-        unregister_plugin(PLUGIN)
 
 
 @pytest.fixture(scope="module")

@@ -13,22 +13,9 @@ pytest.importorskip("tensornetwork")
 import qrnn  # noqa: E402
 from qrnn.backends import tensornetwork_mps  # noqa: E402
 from qrnn.ir import Cell, Circuit, Gate, PauliTerm, Readouts  # noqa: E402
-from qrnn.plugins import DEFAULT_PLUGINS, register_plugin, unregister_plugin  # noqa: E402
 from qrnn.testing.cells import random_cell, random_thetas, run_sequence  # noqa: E402
 
 NAME = "tensornetwork.mps"
-PLUGIN = "test-tensornetwork-mps"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def registered():
-    """Register the backend unless the built-ins already do."""
-    added = NAME not in qrnn.list_backends()
-    if added:
-        register_plugin(tensornetwork_mps, PLUGIN)
-    yield
-    if added:
-        unregister_plugin(PLUGIN)
 
 
 @pytest.fixture(scope="module")
@@ -209,14 +196,3 @@ def test_registration_does_not_import_tensornetwork():
             "m.TensorNetworkMPSBackend.check_available(); print('tensornetwork' in sys.modules)")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.stdout.strip() == "False", run.stderr
-
-
-@pytest.mark.skipif(tensornetwork_mps.__name__ in DEFAULT_PLUGINS,
-                    reason="a built-in: the conformance suite in qrnn/testing covers it")
-def test_conformance_suite():
-    code = ("import sys, qrnn.backends.tensornetwork_mps as m; from qrnn.plugins import "
-            "register_plugin; from qrnn.testing.runner import main; register_plugin(m, 'mps'); "
-            f"sys.exit(main(['--backend', {NAME!r}, '--', '-x']))")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
-    assert " passed" in run.stdout and "failed" not in run.stdout
