@@ -265,7 +265,8 @@ class Seq2Seq(nn.Module):
         batch, k = source.shape[0], beam_size
         encoded = self.encode(source, source_mask)
         # beams of sample b are rows b*k .. b*k + k - 1
-        encoded = encoded.select(torch.arange(batch).repeat_interleave(k), self._batch_dim)
+        beams = torch.arange(batch, device=source.device).repeat_interleave(k)
+        encoded = encoded.select(beams, self._batch_dim)
         state, context = encoded.state, encoded.memory.new_zeros(encoded.memory[:, 0].shape)
         tokens = source.new_full((batch * k,), self.bos_id)
         scores = torch.full((batch, k), float("-inf"), device=source.device)
