@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import enum
+import importlib.metadata
 import json
 import os
 import platform
@@ -489,10 +490,10 @@ def machine() -> dict:
         info["cpu"] = model[0].split(":", 1)[1].strip()
     except (OSError, IndexError):
         pass
-    for package in ("torch", "numpy", "pennylane", "pennylane_lightning", "qiskit", "qiskit_aer"):
+    for package in ("torch", "numpy", "pennylane", "pennylane_lightning", "qiskit", "qiskit-aer"):
         try:
-            info[package] = __import__(package).__version__
-        except Exception:  # not installed, or no version
+            info[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
             info[package] = None
     return info
 
@@ -536,6 +537,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--torchquantum-python", default=None,
                         help="python of an environment where torchquantum 0.1.8 imports")
     parser.add_argument("--json", default=str(REPO / "benchmarks" / "results.json"))
+    parser.add_argument("--floor-only", action="store_true",
+                        help="only the forward layer against the bandwidth floor, for --n")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker is not None:
@@ -556,7 +559,7 @@ def main(argv: list[str] | None = None) -> int:
                      and (n_qubits < 14 or i in ("qrnn", "qrnn-autograd"))]
         grid += [(i, 12, t) for t in (128, 512) for i in impls
                  if i in ("qrnn", "qrnn-mmap", "qrnn-autograd")]
-    else:
+    elif not args.floor_only:
         grid = [(i, n, t) for n in args.n for t in sorted(args.T) for i in impls]
 
     report = {"mode": "quick" if args.quick else "full", "machine": machine(), "batch": BATCH,
@@ -599,7 +602,7 @@ def main(argv: list[str] | None = None) -> int:
         print(format_row(row), flush=True)
 
     # 3) forward layer against the memory-bandwidth floor
-    for n_qubits in sorted({n for _, n, _ in grid if n >= 8}):
+    for n_qubits in sorted({n for _, n, _ in grid} | set(args.n if args.floor_only else [])):
         floor = spawn({"mode": "floor", "n": n_qubits, "reps": 20}, sys.executable, budget)
         floor["n"] = n_qubits
         report["layer_floor"].append(floor)

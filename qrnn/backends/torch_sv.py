@@ -23,10 +23,10 @@ Gradients (``gradient=``):
   detached segments and for several sequences in one graph. Second derivatives are not
   available.
 
-The default is the adjoint method because it is the faster one up to 10 qubits at every sequence
-length, and the only one whose memory does not grow with T; autograd is faster for short
-sequences on 12+ qubits (1.1× at n = 12, 1.4× at n = 14 for T = 32, B = 32) while memory allows
-(about 10 MiB per step at n = 12, B = 32). Measurements: ``docs/performance.md``.
+The default is the adjoint method because it is the faster one up to 10 qubits, and the only one
+whose memory does not grow with T; autograd is faster on 12+ qubits (about 1.1× at n = 12 and
+1.3-1.4× at n = 14 for B = 32) while its memory fits (about 10 MiB per step at n = 12 and 50 MiB
+at n = 14, B = 32). Measurements: ``docs/performance.md``.
 
 With ``shots``, readouts are sampled on top of the exact values with a straight-through gradient
 in every mode (:meth:`Program.readout`).
