@@ -12,15 +12,15 @@ past states can be recomputed in the backward pass instead of stored.
    input state (``init_state``, a ``detach()``-ed state, a state that another step already
    continued, anything computed from a state) starts a new trajectory at it.
 3. Backward of step p asks the trajectory for ψ_p. Autograd runs the steps of a chain in
-   reverse, so the cursor is already there: the previous backward left ψ_p as its ψ_in. The
+   reverse, so the cursor is already there: the backward of step p + 1 left ψ_p behind. The
    adjoint method (:meth:`Plan.backward`) takes ψ_p and λ_p = dL/dψ_p (from the next step, from
    the readouts z_p and from any other use of ψ_p) back through the kernels in one sweep, giving
    ψ_{p-1}, λ_{p-1} and dL/dθ_p; the cursor moves to ψ_{p-1}. A backward out of order (a second
    backward over a retained graph, a branch) walks the cursor there with U† or U instead.
 
 State memory is one (B, D) tensor per chain whatever T is; the angles cost (B, P) per step.
-The backward pass costs about three forward passes. Readouts inside the step matter: an autograd
-readout on ψ_t would save ψ_t for every step.
+The backward pass costs two to three forward passes. Readouts inside the step matter: an
+autograd readout on ψ_t would save ψ_t for every step.
 """
 
 from __future__ import annotations

@@ -168,7 +168,7 @@ class Chunk:
         return out[:, 0] if self.before == 1 else out.sum(1)
 
 
-# -- kernels: passes over a (..., B, D) state ------------------------------------------------------
+# -- kernels: passes over a (B, D) state -----------------------------------------------------------
 
 
 class Kernel(abc.ABC):
@@ -518,8 +518,8 @@ class Plan:
         """The adjoint method for one step, with no stored intermediate state.
 
         From ψ_out = U(θ)ψ_in and λ_out = dL/dψ_out, walks the kernels backwards: each takes ψ
-        and λ back through U_k† and gives its cotangent; each block turns its
-        kernels' cotangents into dL/d(its parameter), and autograd takes those to θ.
+        and λ back through U_k† and gives its cotangent; each block turns its kernels'
+        cotangents into dL/d(its parameter), and autograd takes those to θ.
 
         Args:
             state: ψ_out, (B, D).

@@ -4,8 +4,8 @@ The fused plan sorts the terms once, when the program is compiled:
 
 1. single-wire terms (all ⟨X_i⟩, ⟨Y_i⟩, ⟨Z_i⟩) come from 2×2 reduced density matrices: the
    wires are cut into the same chunks as a layer of rotations, each chunk's reduced density
-   matrix ρ_c = Σ_rest ψ ψ^H is one batched matmul over the state, and every wire's 2×2
-   marginal, then every term, is a tiny matmul on ρ_c;
+   matrix ρ_c = Σ_rest ψ ψ^H is one batched matmul over the state, every wire's 2×2 marginal a
+   small gather-and-sum on ρ_c (:func:`marginals`) and every term a tiny matmul on those;
 2. Z strings on several wires are diagonal: one pass for |ψ_i|², then a (B, D) @ (D, K_Z) matmul
    with their ±1 eigenvalues;
 3. any other string goes through its gather table (:func:`pauli_gather_tables`), one pass per
