@@ -183,10 +183,12 @@ class Program(abc.ABC):
 
     def readout(self, state: Any) -> torch.Tensor:
         """Readouts (B, K) in the backend's mode: exact, or estimated from ``shots``."""
-        exact = self.expectations(state)
-        if self.backend.shots is None:
-            return exact
-        return self._sample(exact)
+        return self.in_readout_mode(self.expectations(state))
+
+    def in_readout_mode(self, exact: torch.Tensor) -> torch.Tensor:
+        """Exact readouts (B, K) as the backend's mode reports them: as they are, or as
+        finite-shot estimates (for programs that compute the exact values in their own step)."""
+        return exact if self.backend.shots is None else self._sample(exact)
 
     def check_thetas(self, thetas: torch.Tensor, batch_size: int) -> torch.Tensor:
         """Validate θ against this program and cast them to :meth:`real_dtype`."""
