@@ -133,11 +133,10 @@ def cmd_train(args) -> int:
         )
         trainer = Trainer(config, run_dir, progress=not args.quiet)
         started = f"training {config.model.model} on {trainer.task.describe()}"
-    say = print if trainer.world.is_main else (lambda *_: None)  # one voice under torchrun
+    say = print if trainer.world.is_main else (lambda *_, **__: None)  # one voice under torchrun
     say(started)
     try:
-        for record in trainer.fit():
-            say(json.dumps(record))
+        trainer.fit(on_epoch=lambda record: say(json.dumps(record), flush=True))
     except KeyboardInterrupt:
         say(
             f"\ninterrupted; checkpoint saved. Continue with: qrnn train --resume {trainer.run_dir}"

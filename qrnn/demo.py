@@ -22,12 +22,13 @@ def run_demo(run_dir: Path, time_budget: float | None = None, progress: bool = T
         config = preset.override(model={"model": kind}, train={"time_limit": time_budget})
         trainer = Trainer(config, run_dir / kind, progress=progress)
         print(f"training {kind} on {trainer.task.describe()}", flush=True)
-        for record in trainer.fit():
-            print(
+        trainer.fit(
+            on_epoch=lambda record, kind=kind: print(
                 f"  {kind} epoch {record['epoch']}: valid loss {record['valid_loss']:.4f}, "
                 f"accuracy {record['valid_accuracy']:.3f}, {record['elapsed_s']:.0f} s",
                 flush=True,
             )
+        )
         test = trainer.test_metrics()
         rows.append(
             {

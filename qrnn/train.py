@@ -346,9 +346,10 @@ class Trainer:
         self._rng = self._rng_state()
         return float(np.mean(self.epoch_losses))
 
-    def fit(self) -> list[dict]:
+    def fit(self, on_epoch: Callable[[dict], None] | None = None) -> list[dict]:
         """Train until the configured epochs, early stopping or the time limit; return the
-        metrics of the epochs trained in this call. Ctrl-C saves a checkpoint and returns.
+        metrics of the epochs trained in this call, each also passed to ``on_epoch`` as soon as
+        it is logged. Ctrl-C saves a checkpoint and re-raises.
 
         In a data-parallel job every rank calls it and gets the same records; rank 0 evaluates
         and writes the run directory.
@@ -404,6 +405,8 @@ class Trainer:
                 "processes": self.world.size,
             }
             records.append(record)
+            if on_epoch is not None:
+                on_epoch(record)
             if main:
                 self._log(record)
                 self.save_checkpoint()

@@ -29,8 +29,10 @@ def _metrics(run_dir):
 
 def test_run_directory_contents(tmp_path):
     trainer = Trainer(_config(epochs=2), tmp_path / "run", progress=False)
-    records = trainer.fit()
+    seen = []
+    records = trainer.fit(on_epoch=seen.append)
     assert [r["epoch"] for r in records] == [1, 2]
+    assert seen == records
     assert {"train_loss", "valid_loss", "valid_accuracy", "lr", "steps_per_s"} <= records[0].keys()
     assert _metrics(tmp_path / "run") == records
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
