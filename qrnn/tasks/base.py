@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import inspect
+import os
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -281,6 +282,15 @@ def check_bool(name: str, value: Any) -> bool:
     if not isinstance(value, (bool, np.bool_)):
         raise QRNNError(f"option {name!r} must be True or False (got {value!r})")
     return bool(value)
+
+
+def check_data_dir(value: Any) -> Path | None:
+    """Return the ``data_dir`` option as an expanded path (None passes through), else raise."""
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        raise QRNNError(f"option 'data_dir' must be a path or None (got {value!r})")
+    return Path(value).expanduser()
 
 
 # --- randomness --------------------------------------------------------------------------------

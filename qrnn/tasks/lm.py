@@ -31,7 +31,14 @@ from torch.utils.data import TensorDataset
 
 from qrnn.errors import QRNNError
 from qrnn.model import ModelConfig, detach_state
-from qrnn.tasks.base import Splits, Task, check_int, check_optional_int, seeded_generator
+from qrnn.tasks.base import (
+    Splits,
+    Task,
+    check_data_dir,
+    check_int,
+    check_optional_int,
+    seeded_generator,
+)
 from qrnn.text import (
     LEVELS,
     PAD_ID,
@@ -142,9 +149,7 @@ class LanguageModelTask(Task):
         limit: int | None = None,
         seed: int = 0,
     ) -> None:
-        if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
-            raise QRNNError(f"option 'data_dir' must be a path or None (got {data_dir!r})")
-        self.data_dir = Path(data_dir).expanduser() if data_dir is not None else None
+        self.data_dir = check_data_dir(data_dir)
         files = self.data_dir is not None
         level = level if level is not None else ("space" if files else "word")
         if level not in LEVELS:
@@ -242,8 +247,9 @@ class LanguageModelTask(Task):
     def build_splits(self) -> Splits:
         return Splits(
             **{
-                split: TensorDataset(*stream_segments(self.token_stream(split), self.streams,
-                                                      self.bptt))
+                split: TensorDataset(
+                    *stream_segments(self.token_stream(split), self.streams, self.bptt)
+                )
                 for split in SPLITS
             }
         )
@@ -327,8 +333,9 @@ class LanguageModelTask(Task):
     def describe(self) -> str:
         vocab = self.vocabulary()
         splits = self.splits()
-        tokens = [int((d.tensors[1] != PAD_ID).sum()) for d in (splits.train, splits.valid,
-                                                                  splits.test)]
+        tokens = [
+            int((d.tensors[1] != PAD_ID).sum()) for d in (splits.train, splits.valid, splits.test)
+        ]
         held_out = (
             f", {self.n_valid}/{self.n_test} chapters held out" if self.data_dir is None else ""
         )

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from qrnn.errors import QRNNError
-from qrnn.tasks.base import check_bool, check_int, seeded_generator
+from qrnn.tasks.base import check_bool, check_data_dir, check_int, seeded_generator
 from qrnn.tasks.idx import read_idx
 from qrnn.tasks.images import ImageSequenceTask, split_indices
 
@@ -89,8 +89,7 @@ class MNISTTask(ImageSequenceTask):
     ) -> None:
         self.n_valid = check_int("n_valid", n_valid, minimum=1)
         download = check_bool("download", download)
-        if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
-            raise QRNNError(f"option 'data_dir' must be a path or None (got {data_dir!r})")
+        data_dir = check_data_dir(data_dir)
         self.data_dir, self.files = self._find_files(data_dir, download)
         super().__init__(
             chunk=chunk,
@@ -110,10 +109,8 @@ class MNISTTask(ImageSequenceTask):
         user = Path(root) / cls.name if root else Path.home() / ".cache" / "qrnn" / cls.name
         return [user, *(Path(d) for d in cls.system_dirs)]
 
-    def _find_files(
-        self, data_dir: str | os.PathLike[str] | None, download: bool
-    ) -> tuple[Path, dict[str, Path]]:
-        dirs = [Path(data_dir).expanduser()] if data_dir is not None else self.default_dirs()
+    def _find_files(self, data_dir: Path | None, download: bool) -> tuple[Path, dict[str, Path]]:
+        dirs = [data_dir] if data_dir is not None else self.default_dirs()
         searched = []
         for directory in dirs:
             files, missing = locate_idx_files(directory)
@@ -175,8 +172,11 @@ class MNISTTask(ImageSequenceTask):
                 raise QRNNError(
                     f"{self.name}: could not download {filename}: {'; '.join(failures)}. "
                     f"Put the files in {directory} by hand"
-                    + (f" or install the Debian package {self.debian_package}"
-                       if self.debian_package else "")
+                    + (
+                        f" or install the Debian package {self.debian_package}"
+                        if self.debian_package
+                        else ""
+                    )
                 )
 
     def load_raw(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -211,9 +211,7 @@ class MNISTTask(ImageSequenceTask):
                 f"{where}: expected {len(images)} labels of shape (N,), got shape {labels.shape}"
             )
         if len(labels) and (labels.min() < 0 or labels.max() > 9):
-            raise QRNNError(
-                f"{where}: labels must be 0..9, got {labels.min()}..{labels.max()}"
-            )
+            raise QRNNError(f"{where}: labels must be 0..9, got {labels.min()}..{labels.max()}")
 
     def source(self) -> str:
         return f"{self.title} IDX files in {self.data_dir}"
@@ -257,4 +255,3 @@ def locate_idx_files(directory: Path) -> tuple[dict[str, Path], list[str]]:
         else:
             found[role] = path
     return found, missing
-

@@ -34,6 +34,7 @@ from qrnn.tasks.base import (
     Task,
     accuracy,
     check_bool,
+    check_data_dir,
     check_int,
     check_optional_int,
     cross_entropy,
@@ -122,11 +123,9 @@ class SentimentTask(Task):
         limit: int | None = None,
         seed: int = 0,
     ) -> None:
-        if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
-            raise QRNNError(f"option 'data_dir' must be a path or None (got {data_dir!r})")
         if level not in LEVELS:
             raise QRNNError(f"option 'level' must be one of {LEVELS} (got {level!r})")
-        self.data_dir = Path(data_dir).expanduser() if data_dir is not None else None
+        self.data_dir = check_data_dir(data_dir)
         self.spec = VocabularySpec(
             Tokenizer(level, check_bool("lowercase", lowercase)),
             check_int("max_vocab", max_vocab, minimum=5),

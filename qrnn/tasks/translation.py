@@ -39,6 +39,7 @@ from qrnn.tasks.base import (
     Splits,
     Task,
     check_bool,
+    check_data_dir,
     check_int,
     check_optional_int,
     iterate_batches,
@@ -181,9 +182,7 @@ class TranslationTask(Task):
         length_penalty: float = 1.0,
         seed: int = 0,
     ) -> None:
-        if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
-            raise QRNNError(f"option 'data_dir' must be a path or None (got {data_dir!r})")
-        self.data_dir = Path(data_dir).expanduser() if data_dir is not None else None
+        self.data_dir = check_data_dir(data_dir)
         self.src_lang = src_lang or ("de" if self.data_dir else "ja")
         self.tgt_lang = tgt_lang or "en"
         if self.data_dir is None and {self.src_lang, self.tgt_lang} != set(BIBLE_LANGUAGES):
