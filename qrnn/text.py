@@ -140,6 +140,29 @@ class VocabularySpec:
         )
 
 
+def vocabulary_spec(
+    level: str, lowercase: bool, max_vocab: int, min_freq: int, level_option: str = "level"
+) -> VocabularySpec:
+    """A :class:`VocabularySpec` from a text task's options, each checked with a clear error.
+
+    Args:
+        level: a tokenizer level of :data:`LEVELS`.
+        lowercase: whether the tokenizer lowercases.
+        max_vocab: the vocabulary cap V (at least 5: the specials and one token).
+        min_freq: the minimum training count of a kept token.
+        level_option: the option's name in error messages (``"src_level"``, ...).
+    """
+    from qrnn.tasks.base import check_bool, check_int
+
+    if level not in LEVELS:
+        raise QRNNError(f"option {level_option!r} must be one of {LEVELS} (got {level!r})")
+    return VocabularySpec(
+        Tokenizer(level, check_bool("lowercase", lowercase)),
+        check_int("max_vocab", max_vocab, minimum=5),
+        check_int("min_freq", min_freq, minimum=1),
+    )
+
+
 class Vocabulary:
     """Token <-> id maps; ids 0..3 are ``<pad>``, ``<unk>``, ``<bos>``, ``<eos>``.
 

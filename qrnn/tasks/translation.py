@@ -38,7 +38,6 @@ from qrnn.seq2seq import Seq2Seq, build_seq2seq
 from qrnn.tasks.base import (
     Splits,
     Task,
-    check_bool,
     check_data_dir,
     check_int,
     check_optional_int,
@@ -49,12 +48,9 @@ from qrnn.tasks.base import (
 from qrnn.text import (
     BOS_ID,
     EOS_ID,
-    LEVELS,
     PAD_ID,
     RunVocabularies,
-    Tokenizer,
     Vocabulary,
-    VocabularySpec,
     lengths_to_mask,
     masked_cross_entropy,
     pad_sequences,
@@ -62,6 +58,7 @@ from qrnn.text import (
     read_web_verses,
     trim,
     unigram_log_probs,
+    vocabulary_spec,
 )
 
 SPLITS = ("train", "valid", "test")
@@ -190,19 +187,12 @@ class TranslationTask(Task):
                 f"translation: the offline Bible pairs are ja-en or en-ja (got "
                 f"{self.src_lang}-{self.tgt_lang}); pass data_dir=... for other languages"
             )
-        lowercase = check_bool("lowercase", lowercase)
-        levels = {}
+        self.specs = {}
         for side, level, lang in (("src", src_level, self.src_lang),
                                   ("tgt", tgt_level, self.tgt_lang)):
-            levels[side] = level or ("char" if lang in CHARACTER_LANGUAGES else "word")
-            if levels[side] not in LEVELS:
-                raise QRNNError(f"option '{side}_level' must be one of {LEVELS} (got {level!r})")
-        max_vocab = check_int("max_vocab", max_vocab, minimum=5)
-        min_freq = check_int("min_freq", min_freq, minimum=1)
-        self.specs = {
-            side: VocabularySpec(Tokenizer(levels[side], lowercase), max_vocab, min_freq)
-            for side in ("src", "tgt")
-        }
+            level = level or ("char" if lang in CHARACTER_LANGUAGES else "word")
+            self.specs[side] = vocabulary_spec(level, lowercase, max_vocab, min_freq,
+                                               level_option=f"{side}_level")
         self.max_src_len = check_int("max_src_len", max_src_len, minimum=1)
         self.max_tgt_len = check_int("max_tgt_len", max_tgt_len, minimum=1)
         self.n_valid = check_int("n_valid", n_valid, minimum=1)
@@ -222,8 +212,8 @@ class TranslationTask(Task):
             data_dir=None if self.data_dir is None else str(self.data_dir),
             src_lang=self.src_lang,
             tgt_lang=self.tgt_lang,
-            src_level=levels["src"],
-            tgt_level=levels["tgt"],
+            src_level=self.specs["src"].tokenizer.level,
+            tgt_level=self.specs["tgt"].tokenizer.level,
             lowercase=lowercase,
             max_vocab=max_vocab,
             min_freq=min_freq,
